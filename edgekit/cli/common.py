@@ -1,0 +1,78 @@
+"""What every command shares: error → exit-code mapping, --json output, consoles."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+
+import click
+from rich.console import Console
+
+from edgekit.errors import EdgekitError, InternalError, UsageError
+
+console = Console(stderr=True, highlight=False)   # human output and progress go to stderr...
+out = Console(highlight=False, soft_wrap=True)    # ...and tables to stdout
+
+
+def json_option(f):
+    return click.option("--json", "json_path", metavar="FILE", default=None,
+                        help="Write the machine-readable result as JSON to FILE ('-' for stdout).")(f)
+
+
+def emit_json(data, json_path: str | None) -> None:
+    if not json_path:
+        return
+    text = json.dumps(data, indent=2, default=_jsonable) + "\n"
+    if json_path == "-":
+        sys.stdout.write(text)
+    else:
+        from edgekit.fileio import atomic_write, check_output
+        atomic_write(check_output(json_path), text)
+
+
+def _jsonable(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.dtype):
+        return o.name
+    return str(o)
+
+
+def handle_errors(f):
+    """Turn EdgekitError into a one-paragraph message and its exit code; anything else is an internal error."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        debug = bool((ctx.find_root().obj or {}).get("debug"))
+        try:
+            return f(*args, **kwargs)
+        except EdgekitError as exc:
+            if debug:
+                traceback.print_exc()
+            fail(exc)
+        except KeyboardInterrupt:
+            console.print("[yellow]Interrupted.[/] Finished files are complete; nothing partial was left behind.")
+            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: say so, keep the traceback for --debug
+            if debug:
+                traceback.print_exc()
+            fail(InternalError(f"edgekit hit an unexpected error: {type(exc).__name__}: {exc}",
+                               hint="Run again with --debug for the traceback and report it."))
+    return wrapper
+
+
+def fail(exc: EdgekitError):
+    console.print(f"[bold red]{exc.title}:[/] {exc.message}" + (f" {exc.hint}" if exc.hint else ""), soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+def usage(message: str, hint: str | None = None) -> UsageError:
+    return UsageError(message, hint=hint)
