@@ -79,6 +79,19 @@ class LiteRtSession(Session):
         interp.invoke()
         return {name: interp.get_tensor(idx) for name, idx in self._out}
 
+    def runner(self, prepared):
+        if self._dynamic:
+            self._run_prepared(prepared)  # resize and allocate once, outside the timed calls
+        interp, outs = self._interp, [idx for _, idx in self._out]
+        set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
+
+        def run_once():
+            for idx, arr in prepared:
+                set_tensor(idx, arr)
+            invoke()
+            return [get_tensor(i) for i in outs]
+        return run_once
+
     @property
     def native(self):
         return self._interp

@@ -1,6 +1,8 @@
 """ONNX Runtime backend (CPU and CUDA execution providers)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from edgekit.deps import require
@@ -79,6 +81,9 @@ class OrtSession(Session):
     def _run_prepared(self, prepared):
         values = self._sess.run(self._output_names, prepared)
         return dict(zip(self._output_names, values))
+
+    def runner(self, prepared):
+        return functools.partial(self._sess.run, self._output_names, prepared)
 
     def end_profiling(self) -> str:
         return self._sess.end_profiling()
