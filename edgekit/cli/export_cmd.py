@@ -1,0 +1,60 @@
+"""`edgekit export SPEC -o model.onnx`."""
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from edgekit.cli.common import console, emit_json, handle_errors, json_option, out
+
+
+@click.command("export")
+@click.argument("spec")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The ONNX file to write.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="A state dict (.safetensors, or .pt/.pth loaded weights-only).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="SHAPE",
+              help="One per input, in order: 1x3x224x224, optionally NAME=... and :dtype (tokens=1x16:int64).")
+@click.option("--dynamic-batch", is_flag=True, help="Make dimension 0 of every input dynamic ('batch').")
+@click.option("--dynamic-axis", "dynamic_axes", multiple=True, metavar="INPUT:DIM=LABEL",
+              help="Make one dimension dynamic, e.g. x:1=seq. Repeatable.")
+@click.option("--opset", type=int, default=None, help="ONNX opset (default 18).")
+@click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
+              help="auto: dynamo first, then the TorchScript exporter.")
+@click.option("--atol", type=float, default=1e-4, show_default=True, help="Absolute tolerance of validation.")
+@click.option("--rtol", type=float, default=1e-3, show_default=True, help="Tolerance relative to output scale.")
+@click.option("--keep-invalid", is_flag=True, help="Write the file even when validation fails (exit code stays 5).")
+@click.option("--trust-torchscript", is_flag=True, help="Allow a TorchScript archive as SPEC (it runs its own code).")
+@click.option("--force", is_flag=True, help="Allow the output to replace an input file (atomically).")
+@json_option
+@handle_errors
+def command(spec, output, weights, input_shapes, dynamic_batch, dynamic_axes, opset, exporter, atol, rtol,
+            keep_invalid, trust_torchscript, force, json_path):
+    """Export a PyTorch model to ONNX and validate it against PyTorch.
+
+    SPEC is zoo:NAME, package.module:factory, path/to/file.py:factory (a callable returning an nn.Module),
+    or a .pt2 file saved by torch.export.save.
+    """
+    from edgekit.converters.torch_export import export
+    from edgekit.errors import ValidationError
+
+    try:
+        with console.status(f"Exporting {spec} …"):
+            result = export(spec, output, weights=weights, input_shapes=list(input_shapes), dynamic_batch=dynamic_batch,
+                            dynamic_axes=list(dynamic_axes), opset=opset, exporter=exporter, atol=atol, rtol=rtol,
+                            keep_invalid=keep_invalid, force=force, trust_torchscript=trust_torchscript,
+                            log=lambda msg: console.print(f"[yellow]{msg}[/]"))
+    except ValidationError:
+        raise
+    _render(result)
+    emit_json(result.as_dict(), json_path)
+
+
+def _render(result) -> None:
+    table = Table(title=f"Validation against PyTorch ({result.exporter} exporter, opset {result.opset})")
+    for col in ("case", "output", "max abs", "max rel", "cosine", "ok"):
+        table.add_column(col)
+    for v in result.validation:
+        table.add_row(v["case"], v["output"], f"{v['max_abs']:.2e}", f"{v['max_rel']:.2e}", f"{v['cosine']:.6f}",
+                      "[green]yes[/]" if v["ok"] else "[red]no[/]")
+    out.print(table)
+    console.print(f"Exporter: {result.exporter_note}")
+    console.print(f"[green]Wrote[/] {result.path}")

@@ -1,0 +1,36 @@
+"""Shared fixtures: exported zoo models (cached per test session and worker), seeded RNG."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def zoo_onnx(tmp_path_factory):
+    """zoo_onnx(name, *shapes, dynamic_batch=False) → path of an exported, validated ONNX file (cached)."""
+    from edgekit.converters.torch_export import export
+
+    cache: dict = {}
+    root = tmp_path_factory.mktemp("zoo")
+
+    def make(name: str, *shapes: str, dynamic_batch: bool = False, exporter: str = "auto") -> Path:
+        key = (name, shapes, dynamic_batch, exporter)
+        if key not in cache:
+            stem = "_".join([name, *shapes, "dyn" if dynamic_batch else "", exporter]).replace("=", "-").replace(":", "-")
+            path = root / f"{stem}.onnx"
+            export(f"zoo:{name}", path, input_shapes=list(shapes) or None, dynamic_batch=dynamic_batch,
+                   exporter=exporter)
+            cache[key] = path
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
