@@ -1,0 +1,69 @@
+"""`edgekit inspect MODEL`."""
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from edgekit.cli.common import emit_json, handle_errors, json_option, out
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--metadata", "show_metadata", is_flag=True, help="Also print every metadata entry in full.")
+@json_option
+@handle_errors
+def command(model, show_metadata, json_path):
+    """Show a model's inputs, outputs, ops, parameters, quantization, MACs and file size (.onnx or .tflite)."""
+    from edgekit.inspect import inspect
+
+    info = inspect(model)
+    if json_path != "-":
+        render(info, show_metadata)
+    emit_json(info, json_path)
+
+
+def _shape(dims) -> str:
+    return "x".join(str(d) for d in dims) if dims else "scalar"
+
+
+def render(info: dict, show_metadata: bool = False) -> None:
+    out.print(f"[bold]{info['file']}[/]  {info['format'].upper()}  {info['file_size'] / 1e6:.2f} MB  "
+              f"quantization: [bold]{info.get('quantization', '?')}[/]")
+    io_table = Table(title="Inputs and outputs")
+    for col in ("kind", "name", "dtype", "shape", "quantization"):
+        io_table.add_column(col)
+    for kind in ("inputs", "outputs"):
+        for t in info[kind]:
+            q = t.get("quantization")
+            io_table.add_row(kind[:-1], t["name"], t["dtype"], _shape(t["shape"]),
+                             f"scale {q['scale'][0]:.3g} zp {q['zero_point'][0]}" if q else "")
+    out.print(io_table)
+    facts = Table(show_header=False, title="Summary")
+    facts.add_column()
+    facts.add_column()
+    if "opset" in info:
+        facts.add_row("opset", ", ".join(f"{k} {v}" for k, v in info["opset"].items()))
+    facts.add_row("nodes", str(info.get("nodes", "?")))
+    facts.add_row("parameters", f"{info['parameter_count']:,}")
+    for dtype, p in info["parameters"].items():
+        facts.add_row(f"  {dtype}", f"{p['count']:,} values, {p['bytes'] / 1e6:.3f} MB in {p['tensors']} tensors")
+    if info.get("macs") is not None:
+        facts.add_row("MACs", f"{info['macs']:,} ({info['macs'] / 1e6:.2f} M)")
+        for op, v in sorted(info.get("macs_by_op", {}).items(), key=lambda kv: -kv[1]):
+            facts.add_row(f"  {op}", f"{v:,}")
+    out.print(facts)
+    ops = Table(title="Operators")
+    ops.add_column("op")
+    ops.add_column("count", justify="right")
+    for op, n in info["ops"].items():
+        ops.add_row(op, str(n))
+    out.print(ops)
+    meta = info.get("metadata") or {}
+    if meta:
+        mt = Table(title="Metadata", show_header=False)
+        mt.add_column()
+        mt.add_column(overflow="fold")
+        for k, v in meta.items():
+            text = v if isinstance(v, str) else __import__("json").dumps(v)
+            mt.add_row(k, text if show_metadata or len(text) < 120 else text[:117] + "...")
+        out.print(mt)

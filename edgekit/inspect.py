@@ -1,0 +1,110 @@
+"""`edgekit inspect`: what a model file holds — I/O, ops, parameters, quantization, MACs, metadata."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.fileio import sniff_format
+from edgekit.errors import UsageError
+
+QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+QOPERATOR_OPS = {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
+                 "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QGemm"}
+DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
+
+
+def inspect(path: str | Path) -> dict:
+    """Describe a .onnx or .tflite model as a JSON-ready dict."""
+    path = Path(path)
+    fmt = sniff_format(path)
+    if fmt == "onnx":
+        info = _inspect_onnx(path)
+    elif fmt == "tflite":
+        from edgekit.deps import require
+        try:
+            from edgekit.converters.tflite.inspect import describe_tflite
+        except ImportError as exc:
+            require("ai_edge_litert", "Inspecting TFLite models")
+            raise UsageError(f"Inspecting .tflite files is not available in this install ({exc}).") from exc
+        info = describe_tflite(path)
+    else:
+        raise UsageError(f"'{path}' is a {fmt} file; inspect reads .onnx and .tflite models.",
+                         hint="Export it first: edgekit export SPEC -o model.onnx.")
+    info["file"] = str(path)
+    info["format"] = fmt
+    info["file_size"] = path.stat().st_size
+    return info
+
+
+def _dims(type_proto) -> list:
+    t = type_proto.tensor_type
+    if not t.HasField("shape"):
+        return ["?"]
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+
+
+def _inspect_onnx(path: Path) -> dict:
+    from onnx import helper, numpy_helper
+
+    from edgekit.macs import estimate_macs, macs_by_op_type
+    from edgekit.onnx_io import load_onnx
+
+    model = load_onnx(path)
+    graph = model.graph
+    initializer_names = {i.name for i in graph.initializer}
+
+    def io(values):
+        return [{"name": v.name, "dtype": helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
+                 if v.type.tensor_type.elem_type else "?", "shape": _dims(v.type)} for v in values]
+
+    ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in graph.node)
+    params: dict[str, dict] = {}
+    tensors = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
+                                         if a.name == "value"]
+    for t in tensors:
+        dtype = helper.tensor_dtype_to_np_dtype(t.data_type).name
+        count = int(np.prod(t.dims)) if len(t.dims) else 1
+        entry = params.setdefault(dtype, {"count": 0, "bytes": 0, "tensors": 0})
+        entry["count"] += count
+        entry["bytes"] += count * np.dtype(dtype).itemsize
+        entry["tensors"] += 1
+    macs = estimate_macs(model)
+    meta = {p.key: p.value for p in model.metadata_props}
+    return {
+        "inputs": io([v for v in graph.input if v.name not in initializer_names]),
+        "outputs": io(graph.output),
+        "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "ir_version": model.ir_version,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "nodes": len(graph.node),
+        "ops": dict(ops.most_common()),
+        "parameters": params,
+        "parameter_count": sum(p["count"] for p in params.values()),
+        "quantization": _quantization_status(ops, params),
+        "macs": sum(v for _, v in macs.values()),
+        "macs_by_op": macs_by_op_type(macs),
+        "metadata": {k: _maybe_json(v) for k, v in meta.items()},
+    }
+
+
+def _quantization_status(ops: Counter, params: dict) -> str:
+    names = set(ops)
+    if names & QOPERATOR_OPS:
+        return "QOperator INT8"
+    if names & QDQ_OPS:
+        return "QDQ INT8"
+    if names & DYNAMIC_OPS:
+        return "dynamic INT8"
+    if "float16" in params and params["float16"]["count"] > params.get("float32", {}).get("count", 0):
+        return "fp16"
+    return "float"
+
+
+def _maybe_json(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
