@@ -272,10 +272,34 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
                          f"{str(exc).splitlines()[0][:300]}",
                          hint="Check the number, rank and sizes of --input-shape values.") from exc
     output_names = source.output_names or [f"output_{i}" for i in range(len(_flatten(reference)))]
-    proto, used, note = _run_exporter(source, examples, output_names, axes, opset or DEFAULT_OPSET, exporter, log)
-    _annotate(proto, source, used, axes)
-    validation = validate(source, proto, axes, atol, rtol)
+    order = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
+    attempts = []  # (exporter, proto or None, validation, reason)
+    for name in order:
+        try:
+            proto = _run_exporter(name, source, examples, output_names, axes, opset or DEFAULT_OPSET)
+        except Exception as exc:  # the exporters raise anything from TypeError to torch-internal errors
+            reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+            attempts.append((name, None, [], f"failed: {reason}"))
+            if name != order[-1]:
+                log(f"The {name} exporter failed ({reason}); trying the TorchScript exporter.")
+            continue
+        _annotate(proto, source, name, axes)
+        validation = validate(source, proto, axes, atol, rtol)
+        ok = all(v["ok"] for v in validation)
+        attempts.append((name, proto, validation, "validated" if ok else "exported, but its outputs diverge"))
+        if ok:
+            break
+        if name != order[-1]:
+            log(f"The {name} export does not match PyTorch; trying the TorchScript exporter.")
+    exported = [a for a in attempts if a[1] is not None]
+    if not exported:
+        from edgekit.errors import UnsupportedModelError
+        raise UnsupportedModelError(
+            "PyTorch could not export the model to ONNX: " + "; ".join(f"{n} {r}" for n, _, _, r in attempts),
+            hint="Try --exporter torchscript or dynamo explicitly, another --opset, or rewrite the unsupported operation.")
+    used, proto, validation, _ = next((a for a in exported if all(v["ok"] for v in a[2])), exported[0])
     valid = all(v["ok"] for v in validation)
+    note = _exporter_note(used, exporter, attempts)
     _record_validation(proto, validation, atol, rtol)
     result = ExportResult(None, used, note, _opset_of(proto), [i.__dict__ | {"shape": list(i.shape)} for i in source.inputs],
                           [o.name for o in proto.graph.output], validation, valid, axes)
@@ -283,14 +307,24 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
         result.path = atomic_write(output, proto.SerializeToString())
     if not valid:
         worst = max((v for v in validation if not v["ok"]), key=lambda v: v["max_abs"])
+        tried = "; ".join(f"{n}: {r}" for n, _, _, r in attempts)
         raise ValidationError(
             f"The exported ONNX diverges from PyTorch: output '{worst['output']}' ({worst['case']}) differs by "
             f"max abs {worst['max_abs']:.3g} (max rel {worst['max_rel']:.3g}, output scale {worst['scale']:.3g}), "
-            f"beyond atol={atol:g} + rtol={rtol:g}×scale. "
+            f"beyond atol={atol:g} + rtol={rtol:g}×scale (exporters tried — {tried}). "
             + (f"The file was kept at '{output}' because of --keep-invalid." if keep_invalid else "Nothing was written."),
-            hint="Try the other exporter (--exporter torchscript|dynamo) or a newer opset; "
-                 "--keep-invalid writes the file anyway for inspection.")
+            hint="Data-dependent Python control flow (if/for on tensor values) cannot be exported faithfully; "
+                 "rewrite it with torch.where, try another --opset, or use --keep-invalid to inspect the file.")
     return result
+
+
+def _exporter_note(used: str, requested: str, attempts) -> str:
+    if requested != "auto":
+        return f"{used} exporter (requested)"
+    if used == "dynamo":
+        return "dynamo exporter (torch.export), the default"
+    first = attempts[0]
+    return f"TorchScript exporter, because the dynamo exporter {first[3]}"
 
 
 def _dynamic_axes(source: SourceModel, dynamic_batch: bool, dynamic_axes) -> dict:
@@ -339,45 +373,21 @@ def _quiet_torch() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _run_exporter(source, examples, output_names, axes, opset, exporter, log):
+def _run_exporter(name, source, examples, output_names, axes, opset):
     torch = require("torch", "Exporting from PyTorch")
-    require("onnx", "Exporting to ONNX")
+    onnx = require("onnx", "Exporting to ONNX")
     input_names = [i.name for i in source.inputs]
-    order = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
-    errors = []
-    for name in order:
-        try:
-            with _silenced(), torch.no_grad():
-                if name == "dynamo":
-                    require("onnxscript", "The dynamo ONNX exporter")
-                    program = torch.onnx.export(source.module, examples, input_names=input_names,
-                                                output_names=output_names, dynamic_axes=axes or None,
-                                                opset_version=opset, dynamo=True, verbose=False)
-                    proto = program.model_proto
-                else:
-                    buf = io.BytesIO()
-                    torch.onnx.export(source.module, examples, buf, input_names=input_names,
-                                      output_names=output_names, dynamic_axes=axes or None,
-                                      opset_version=min(opset, 20), dynamo=False, do_constant_folding=True)
-                    import onnx
-                    proto = onnx.load_from_string(buf.getvalue())
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-            errors.append((name, reason))
-            if exporter == "auto" and name == "dynamo":
-                log(f"The dynamo exporter failed ({reason}); falling back to the TorchScript exporter.")
-            continue
+    with _silenced(), torch.no_grad():
         if name == "dynamo":
-            note = "dynamo exporter (torch.export)"
-        elif exporter == "auto":
-            note = f"TorchScript exporter, because the dynamo exporter failed: {errors[0][1]}"
-        else:
-            note = "TorchScript exporter (requested)"
-        return proto, name, note
-    from edgekit.errors import UnsupportedModelError
-    raise UnsupportedModelError(
-        "PyTorch could not export the model to ONNX: " + "; ".join(f"{n}: {r}" for n, r in errors),
-        hint="Try --exporter torchscript or dynamo explicitly, another --opset, or simplify the unsupported operation.")
+            require("onnxscript", "The dynamo ONNX exporter")
+            program = torch.onnx.export(source.module, examples, input_names=input_names, output_names=output_names,
+                                        dynamic_axes=axes or None, opset_version=opset, dynamo=True, verbose=False)
+            return program.model_proto
+        buf = io.BytesIO()
+        torch.onnx.export(source.module, examples, buf, input_names=input_names, output_names=output_names,
+                          dynamic_axes=axes or None, opset_version=min(opset, 20), dynamo=False,
+                          do_constant_folding=True)
+        return onnx.load_from_string(buf.getvalue())
 
 
 @contextlib.contextmanager
