@@ -110,3 +110,12 @@ class Session:
 
     def _run_prepared(self, prepared: Any) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class ProviderFallbackWarning(UserWarning):
+    """A requested accelerator did not run (part of) the model; the CPU did."""
+
+
+def warn_fallback(message: str) -> None:
+    import warnings
+    warnings.warn(message, ProviderFallbackWarning, stacklevel=4)

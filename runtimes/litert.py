@@ -2,30 +2,51 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
-from edgekit.errors import EnvironmentProblem, InvalidModelError
+from edgekit.errors import EnvironmentProblem, InvalidModelError, UsageError
 from edgekit.runtimes.base import Session, TensorInfo
 
 
+LITERT_HINT = 'Install LiteRT with: pip install "edgekit[tflite]" (the package ai-edge-litert).'
+
+
+def _installed(dist: str) -> str | None:
+    from importlib import metadata
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def interpreter_class():
-    """The Interpreter class of whichever TFLite runtime is installed."""
+    """The Interpreter class of whichever TFLite runtime is installed: LiteRT, else the retired tflite-runtime."""
     try:
         from ai_edge_litert.interpreter import Interpreter
         return Interpreter
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter  # the retired package
     except ImportError as exc:
+        litert_error = exc
+    if _installed("ai-edge-litert"):
+        raise EnvironmentProblem(f"LiteRT (ai-edge-litert {_installed('ai-edge-litert')}) is installed but fails "
+                                 f"to import: {litert_error}.",
+                                 hint="Reinstall it: pip install --force-reinstall ai-edge-litert.") from litert_error
+    legacy = _installed("tflite-runtime")
+    if legacy is None:
+        raise EnvironmentProblem("Running .tflite models needs LiteRT (the package 'ai-edge-litert'), "
+                                 f"which is not installed ({litert_error}).", hint=LITERT_HINT) from litert_error
+    if int(np.__version__.split(".")[0]) >= 2:
+        # tflite-runtime wheels are built against numpy 1's ABI; importing them under numpy 2 fails or crashes
         raise EnvironmentProblem(
-            "Running .tflite models needs LiteRT (the package 'ai-edge-litert'), which is not installed.",
-            hint='Install it with: pip install "edgekit[tflite]".') from exc
-    except Exception as exc:  # tflite-runtime's numpy-1 ABI fails in odd ways under numpy 2
-        raise EnvironmentProblem(
-            f"The installed 'tflite-runtime' does not work with numpy {np.__version__} ({exc}); it needs numpy < 2.",
-            hint='Install LiteRT instead: pip uninstall -y tflite-runtime && pip install "edgekit[tflite]".') from exc
+            f"Only the retired 'tflite-runtime' {legacy} is installed, and it works only with numpy < 2 "
+            f"(numpy {np.__version__} is installed).",
+            hint=f"{LITERT_HINT} Or keep tflite-runtime and pin numpy: pip install 'numpy<2'.")
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except Exception as exc:
+        raise EnvironmentProblem(f"The installed 'tflite-runtime' {legacy} fails to import: {exc}.",
+                                 hint=LITERT_HINT) from exc
     return Interpreter
 
 
@@ -40,9 +61,11 @@ class LiteRtSession(Session):
         else:
             kwargs["model_path"] = str(path)
             label = str(path)
+        if threads is not None and int(threads) < 1:
+            raise UsageError(f"The thread count must be at least 1, got {threads}.")
         if not xnnpack:
-            from ai_edge_litert.interpreter import OpResolverType
-            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            resolver = sys.modules[Interpreter.__module__].OpResolverType
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             interp = Interpreter(**kwargs)
             interp.allocate_tensors()
@@ -50,7 +73,7 @@ class LiteRtSession(Session):
             raise InvalidModelError(f"LiteRT could not load '{label}': {str(exc).strip().splitlines()[0][:400]}",
                                     hint="Check the file with `edgekit inspect`; re-convert it if it is damaged.") from exc
         meta = _metadata(interp)
-        layouts = json.loads(meta.get("edgekit.io_layouts", "{}")) if meta.get("edgekit.io_layouts") else {}
+        layouts = _layouts(meta)
         self = cls(path=label, runtime="litert", provider="cpu",
                    inputs=[_info(d, layouts) for d in interp.get_input_details()],
                    outputs=[_info(d, layouts) for d in interp.get_output_details()],
@@ -59,6 +82,8 @@ class LiteRtSession(Session):
         self._in_idx = [d["index"] for d in interp.get_input_details()]
         self._out = [(o.name, d["index"]) for o, d in zip(self.outputs, interp.get_output_details())]
         self._dynamic = any(-1 in list(d.get("shape_signature", [])) for d in interp.get_input_details())
+        self._shapes = {d["index"]: tuple(d["shape"]) for d in interp.get_input_details()}
+        self.options = {"xnnpack": xnnpack, "package": _package_label(Interpreter)}
         return self
 
     def _prepare(self, feeds):
@@ -69,8 +94,9 @@ class LiteRtSession(Session):
         if self._dynamic:
             resized = False
             for idx, arr in prepared:
-                if list(interp.get_tensor(idx).shape) != list(arr.shape):
+                if self._shapes[idx] != arr.shape:
                     interp.resize_tensor_input(idx, arr.shape)
+                    self._shapes[idx] = arr.shape
                     resized = True
             if resized:
                 interp.allocate_tensors()
@@ -98,6 +124,21 @@ class LiteRtSession(Session):
 
     def close(self) -> None:
         self._interp = None
+
+
+def _package_label(interpreter_cls) -> str:
+    dist = "tflite-runtime" if interpreter_cls.__module__.startswith("tflite_runtime") else "ai-edge-litert"
+    return f"{dist} {_installed(dist) or ''}".strip()
+
+
+def _layouts(meta: dict) -> dict:
+    raw = meta.get("edgekit.io_layouts")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def _info(detail: dict, layouts: dict) -> TensorInfo:
