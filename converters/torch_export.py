@@ -377,7 +377,7 @@ def _run_exporter(name, source, examples, output_names, axes, opset):
     torch = require("torch", "Exporting from PyTorch")
     onnx = require("onnx", "Exporting to ONNX")
     input_names = [i.name for i in source.inputs]
-    with _silenced(), torch.no_grad():
+    with _silenced(), torch.no_grad(), _no_mha_fastpath(torch):
         if name == "dynamo":
             require("onnxscript", "The dynamo ONNX exporter")
             program = torch.onnx.export(source.module, examples, input_names=input_names, output_names=output_names,
@@ -388,6 +388,21 @@ def _run_exporter(name, source, examples, output_names, axes, opset):
                           dynamic_axes=axes or None, opset_version=min(opset, 20), dynamo=False,
                           do_constant_folding=True)
         return onnx.load_from_string(buf.getvalue())
+
+
+@contextlib.contextmanager
+def _no_mha_fastpath(torch):
+    """nn.TransformerEncoderLayer's fused inference kernel has no ONNX form; export the composite ops instead."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None:
+        yield
+        return
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(before)
 
 
 @contextlib.contextmanager

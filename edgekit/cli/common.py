@@ -8,6 +8,7 @@ import traceback
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from edgekit.errors import EdgekitError, InternalError, UsageError
 
@@ -70,7 +71,8 @@ def handle_errors(f):
 
 
 def fail(exc: EdgekitError):
-    console.print(f"[bold red]{exc.title}:[/] {exc.message}" + (f" {exc.hint}" if exc.hint else ""), soft_wrap=True)
+    text = escape(exc.message + (f" {exc.hint}" if exc.hint else ""))
+    console.print(f"[bold red]{exc.title}:[/] {text}", soft_wrap=True)
     sys.exit(exc.exit_code)
 
 

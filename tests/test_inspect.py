@@ -1,0 +1,76 @@
+"""inspect: ONNX facts (I/O, ops, parameters, MACs, quantization) round-trip through the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgekit.errors import InvalidModelError
+from edgekit.inspect import inspect
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet", "lstm", "transformer", "vae_encoder", "gan_generator"])
+def test_zoo_models_round_trip_through_inspect(zoo_onnx, name, tmp_path):
+    path = zoo_onnx(name)
+    proc = _cli("inspect", str(path), "--json", str(tmp_path / "i.json"))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((tmp_path / "i.json").read_text())
+    from edgekit.zoo import ZOO
+    entry = ZOO[name]
+    assert [i["name"] for i in info["inputs"]] == [n for n, _, _ in entry.inputs]
+    assert [i["shape"] for i in info["inputs"]] == [list(s) for _, s, _ in entry.inputs]
+    assert [o["name"] for o in info["outputs"]] == list(entry.outputs)
+    assert info["parameter_count"] > 0 and info["parameters"]["float32"]["bytes"] > 0
+    assert info["quantization"] == "float"
+    assert info["metadata"]["edgekit.source"] == f"zoo:{name}"
+    assert info["macs"] > 0
+
+
+def test_lenet_macs_are_exact(zoo_onnx):
+    info = inspect(zoo_onnx("lenet"))
+    conv = 26 * 26 * 32 * 9 + 11 * 11 * 64 * 32 * 9 + 3 * 3 * 64 * 64 * 9
+    assert info["macs_by_op"]["Conv"] == conv
+    assert info["macs_by_op"]["Gemm"] == 576 * 64 + 64 * 10
+
+
+def test_lstm_macs(zoo_onnx):
+    info = inspect(zoo_onnx("lstm"))
+    assert info["macs_by_op"]["LSTM"] == 16 * 4 * 32 * (8 + 32)
+
+
+def test_dynamic_dims_shown_by_label(tmp_path):
+    from edgekit.converters.torch_export import export
+    export("zoo:gru", tmp_path / "g.onnx", dynamic_batch=True, dynamic_axes=["x:1=seq"])
+    info = inspect(tmp_path / "g.onnx")
+    assert info["inputs"][0]["shape"] == ["batch", "seq", 8]
+    proc = _cli("inspect", str(tmp_path / "g.onnx"))
+    assert "batchxseqx8" in proc.stdout
+
+
+def test_quantization_status_detected(tmp_path, zoo_onnx):
+    from onnxruntime.quantization import quantize_dynamic
+    quantize_dynamic(str(zoo_onnx("mlp")), str(tmp_path / "q.onnx"))
+    assert inspect(tmp_path / "q.onnx")["quantization"] == "dynamic INT8"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 10, b"garbage that is not a model" * 3, b"\x08\x07\x12\xff\xff"])
+def test_broken_files(tmp_path, content):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    proc = _cli("inspect", str(bad))
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and "bad.onnx" in proc.stderr
+
+
+def test_truncated_onnx(tmp_path, zoo_onnx):
+    data = zoo_onnx("lenet").read_bytes()
+    bad = tmp_path / "t.onnx"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidModelError):
+        inspect(bad)

@@ -1,0 +1,52 @@
+"""A device installs numpy + one runtime: edgekit and edgekit.runtimes must work without torch and onnx."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+BLOCK = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in {blocked!r}:
+                raise ImportError('blocked for this test: ' + name)
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def run_blocked(code: str, blocked=("torch", "onnx", "onnxscript")) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK.format(blocked=set(blocked)) + textwrap.dedent(code)],
+                          capture_output=True, text=True)
+
+
+def test_runtimes_import_without_torch_or_onnx():
+    proc = run_blocked("""
+        import edgekit, edgekit.runtimes, edgekit.metrics, edgekit.inputs, edgekit.fileio
+        assert 'torch' not in sys.modules and 'onnx' not in sys.modules
+        print('ok')
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_onnx_model_runs_without_torch_or_onnx_package(zoo_onnx):
+    path = zoo_onnx("mlp")
+    proc = run_blocked(f"""
+        import numpy as np, edgekit.runtimes as rt
+        with rt.load({str(path)!r}) as s:
+            out = s.run(np.zeros((1, 64), np.float32))
+        assert out['logits'].shape == (1, 10)
+        assert 'torch' not in sys.modules and 'onnx' not in sys.modules
+        print('ok')
+    """)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_missing_torch_gives_install_hint():
+    proc = run_blocked("""
+        from edgekit.cli import main
+        main(['export', 'zoo:mlp', '-o', '/tmp/never-written.onnx'])
+    """)
+    assert proc.returncode == 7, proc.stderr
+    assert 'pip install "edgekit[export]"' in proc.stderr and "Traceback" not in proc.stderr
