@@ -77,7 +77,8 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, runs,
                        dims=parse_dim_options(dims), inputs=inputs, seed=seed, runs=runs, min_time=min_time,
                        warmup=warmup, time_limit=time_limit, isolate=not in_process, keep_going=len(models) > 1,
                        samples=samples, progress=progress.update)
-    render(report)
+    if json_path != "-":  # stdout carries the JSON alone then
+        render(report)
     emit_json(report, json_path)
     failed = [m for m in report["models"] if m["status"] != "ok"]
     if failed:

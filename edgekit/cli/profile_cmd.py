@@ -39,7 +39,8 @@ def command(model, runtime, provider, threads, batch, dims, inputs, seed, runs, 
         result = profile(model, runtime=runtime, provider=provider, threads=threads, batch=batch,
                          dims=parse_dim_options(dims), inputs=inputs, seed=seed, runs=runs, warmup=warmup,
                          optimization=optimization)
-    render(result, top)
+    if json_path != "-":  # stdout carries the JSON alone then
+        render(result, top)
     emit_json(result, json_path)
 
 

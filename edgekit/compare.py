@@ -1,0 +1,302 @@
+"""Run several models (any format, any runtime, or the PyTorch source) on identical inputs; compare their outputs.
+
+The first model is the reference. Inputs are seeded random data (or an .npz) in the reference's layout;
+a model that declares channels-last I/O (metadata `edgekit.io_layouts`, e.g. {"x": "NHWC"}) gets its inputs
+transposed to it and its outputs transposed back, and int8/uint8 I/O with quantization parameters is
+quantized/dequantized, so every output is compared in the reference's terms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import UsageError, ValidationError
+
+SPEC_PREFIXES = ("zoo:",)
+
+
+# ---------------------------------------------------------------- layouts and quantization
+
+def is_channels_last(layout: str | None) -> bool:
+    """'NHWC', 'NWC', 'NDHWC' → True; 'NCHW', None → False."""
+    return bool(layout) and len(layout) >= 3 and layout[0] == "N" and layout[-1] == "C" and layout[1] != "C"
+
+
+def to_channels_first(arr: np.ndarray) -> np.ndarray:
+    return np.moveaxis(arr, -1, 1)
+
+
+def to_channels_last(arr: np.ndarray) -> np.ndarray:
+    return np.moveaxis(arr, 1, -1)
+
+
+def canonical_shape(info) -> tuple:
+    """The input's shape in channels-first order (how the reference and PyTorch see it)."""
+    shape = tuple(info.shape)
+    if is_channels_last(info.layout) and len(shape) == len(info.layout):
+        return (shape[0], shape[-1], *shape[1:-1])
+    return shape
+
+
+def _quant(info):
+    q = info.quantization or {}
+    if not q.get("scale") or np.dtype(info.dtype).kind not in "iu":
+        return None
+    return float(q["scale"][0]), int(q["zero_point"][0]) if q.get("zero_point") else 0
+
+
+def adapt_input(arr: np.ndarray, info) -> np.ndarray:
+    """A reference-layout (channels-first, float) array → what this model's input expects."""
+    if is_channels_last(info.layout) and arr.ndim == len(info.layout):
+        arr = to_channels_last(arr)
+    q = _quant(info)
+    if q and np.issubdtype(arr.dtype, np.floating):
+        scale, zero = q
+        lim = np.iinfo(info.dtype)
+        arr = np.clip(np.round(arr / scale) + zero, lim.min, lim.max).astype(info.dtype)
+    return np.ascontiguousarray(arr)
+
+
+def adapt_output(arr: np.ndarray, info) -> np.ndarray:
+    """This model's output → reference terms (dequantized, channels-first)."""
+    q = _quant(info) if info is not None else None
+    if q:
+        scale, zero = q
+        arr = (arr.astype(np.float32) - zero) * scale
+    if info is not None and is_channels_last(info.layout) and arr.ndim == len(info.layout):
+        arr = to_channels_first(arr)
+    return arr
+
+
+# ---------------------------------------------------------------- candidates
+
+def is_spec(text: str) -> bool:
+    """A PyTorch source spec (zoo:NAME, file.py:factory, package.module:factory) rather than a model file."""
+    if text.startswith(SPEC_PREFIXES):
+        return True
+    if Path(text).exists():
+        return False
+    head, sep, tail = text.rpartition(":")
+    return bool(sep) and bool(tail) and (head.endswith(".py") or ("/" not in head and "." in head))
+
+
+@dataclass
+class _Named:
+    name: str
+    shape: tuple
+
+
+@dataclass
+class _TorchInfo:
+    name: str
+    dtype: np.dtype
+    shape: tuple
+    layout: str | None = None
+    quantization: dict | None = None
+
+
+class TorchSource:
+    """A PyTorch module behind the same run interface as a runtime Session (for comparing against the source)."""
+
+    runtime = "pytorch"
+    provider = "cpu"
+
+    def __init__(self, spec: str, input_shapes: list[str] | None = None):
+        from edgekit.converters.torch_export import load_spec
+        self.spec = self.path = spec
+        self.source = load_spec(spec, input_shapes=input_shapes)
+        self.inputs = [_TorchInfo(i.name, np.dtype(i.dtype), tuple(i.shape)) for i in self.source.inputs]
+        self.outputs = [_TorchInfo(n, np.dtype(np.float32), ()) for n in (self.source.output_names or [])]
+        self.notes: list[str] = []
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        from edgekit.converters.torch_export import _flatten
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in self.inputs]
+        with torch.no_grad():
+            result = _flatten(self.source.module(*args))
+        arrays = [r.detach().cpu().numpy() if hasattr(r, "detach") else np.asarray(r) for r in result]
+        names = [o.name for o in self.outputs]
+        if len(names) != len(arrays):
+            names = [f"output_{i}" for i in range(len(arrays))]
+        return dict(zip(names, arrays))
+
+    def close(self) -> None:
+        pass
+
+
+def _open(model: str, runtime: str, provider: str, threads: int | None):
+    if is_spec(model):
+        return TorchSource(model)
+    import warnings
+
+    import edgekit.runtimes as runtimes
+    from edgekit.runtimes.base import ProviderFallbackWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProviderFallbackWarning)  # reported through session.notes
+        return runtimes.load(model, runtime=runtime, provider=provider, threads=threads)
+
+
+# ---------------------------------------------------------------- compare()
+
+def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: int | None = None,
+            batch: int | None = None, dims: dict | None = None, inputs: str | None = None, seed: int = 0,
+            atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None,
+            check: bool = False) -> dict:
+    """Compare models[1:] against models[0] on the same inputs; returns a JSON-ready report.
+
+    Gates: an output fails when |got - ref| > atol + rtol * max|ref| (either given; the other counts as 0),
+    when its cosine similarity is below `min_cosine`, or when it has NaN/Inf where the reference has none.
+    `passed` is False if any output fails a gate; with `check=True` that raises ValidationError (exit 5).
+    """
+    from edgekit import metrics
+    from edgekit.inputs import load_npz, random_array, resolve_shape
+
+    models = [str(m) for m in models]
+    if len(models) < 2:
+        raise UsageError(f"compare needs at least two models, got {len(models)}.",
+                         hint="Give a reference and one or more candidates: edgekit compare ref.onnx other.tflite.")
+    for name, v in (("--atol", atol), ("--rtol", rtol)):
+        if v is not None and v < 0:
+            raise UsageError(f"{name} must be 0 or more, got {v}.")
+    if min_cosine is not None and not -1 <= min_cosine <= 1:
+        raise UsageError(f"--min-cosine must be between -1 and 1, got {min_cosine}.")
+    for m in models:  # fail fast on missing or garbage files before loading anything heavy
+        if not is_spec(m):
+            from edgekit.fileio import sniff_format
+            sniff_format(m)
+
+    sessions = []
+    try:
+        for m in models:
+            sessions.append(_open(m, runtime, provider, threads))
+        ref = sessions[0]
+        # reference-layout (channels-first) inputs, generated once from the reference's declared inputs
+        if inputs:
+            feeds = load_npz(inputs, None)
+            ref_feeds = _match_npz(feeds, ref, inputs)
+        else:
+            rng = np.random.default_rng(seed)
+            ref_feeds = {}
+            for info in ref.inputs:
+                shape = resolve_shape(_Named(info.name, canonical_shape(info)), dims, batch)
+                ref_feeds[info.name] = random_array(shape, _float_view(info), rng)
+        outputs = []
+        for sess in sessions:
+            feeds = _feeds_for(sess, ref, ref_feeds)
+            raw = sess.run(feeds)
+            infos = {o.name: o for o in getattr(sess, "outputs", [])}
+            outputs.append({k: adapt_output(np.asarray(v), infos.get(k)) for k, v in raw.items()})
+        results = []
+        for sess, model, outs in zip(sessions[1:], models[1:], outputs[1:]):
+            pairs, note = align_outputs(outputs[0], outs)
+            diffs = []
+            for ref_name, cand_name in pairs:
+                try:
+                    d = metrics.diff(ref_name, outputs[0][ref_name], outs[cand_name])
+                except ValueError as exc:
+                    diffs.append({"output": ref_name, "candidate_output": cand_name, "error": str(exc),
+                                  "passed": False, "failed_gates": ["shape"]})
+                    continue
+                row = d.as_dict()
+                row["output"] = row.pop("name")
+                row["candidate_output"] = cand_name
+                row["failed_gates"] = _gates(d, atol, rtol, min_cosine)
+                row["passed"] = not row["failed_gates"]
+                diffs.append(row)
+            results.append({"model": model, "runtime": sess.runtime, "provider": sess.provider,
+                            "alignment": note, "outputs": diffs, "passed": all(r["passed"] for r in diffs),
+                            "notes": list(getattr(sess, "notes", []))})
+    finally:
+        for s in sessions:
+            s.close()
+    report = {
+        "reference": {"model": models[0], "runtime": sessions[0].runtime, "provider": sessions[0].provider},
+        "inputs": {"source": inputs or f"random (seed {seed})",
+                   "shapes": {k: list(v.shape) for k, v in ref_feeds.items()},
+                   "dtypes": {k: v.dtype.name for k, v in ref_feeds.items()}},
+        "gates": {"atol": atol, "rtol": rtol, "min_cosine": min_cosine},
+        "candidates": results,
+        "passed": all(r["passed"] for r in results),
+    }
+    report = json_safe(report)
+    if check and not report["passed"]:
+        raise gate_failure(report)
+    return report
+
+
+def json_safe(value):
+    """Non-finite floats → "inf"/"-inf"/"nan" strings, so the report is strict JSON (SQNR of identical outputs is inf)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return "nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def gate_failure(report: dict) -> ValidationError:
+    bad = [f"{c['model']}:{o['output']} ({', '.join(o['failed_gates'])})"
+           for c in report["candidates"] for o in c["outputs"] if not o["passed"]]
+    return ValidationError(f"Outputs differ from the reference '{report['reference']['model']}' beyond the gates "
+                           f"{ {k: v for k, v in report['gates'].items() if v is not None} }: " + "; ".join(bad) + ".",
+                           hint="See the table for max abs/rel error and cosine; loosen the gates only if the "
+                                "difference is expected (e.g. quantization).")
+
+
+def _gates(d, atol, rtol, min_cosine) -> list[str]:
+    failed = []
+    if (atol is not None or rtol is not None) and not d.within(atol or 0.0, rtol or 0.0):
+        failed.append("tolerance")
+    if min_cosine is not None and not d.cosine >= min_cosine:
+        failed.append("cosine")
+    if d.nonfinite and (atol is not None or rtol is not None or min_cosine is not None) and "tolerance" not in failed:
+        failed.append("nonfinite")
+    return failed
+
+
+def _float_view(info) -> np.dtype:
+    """Inputs of a quantized (int8/uint8 with scale) reference are generated as float and quantized per model."""
+    return np.dtype(np.float32) if _quant(info) else np.dtype(info.dtype)
+
+
+def _match_npz(arrays: dict, ref, path) -> dict:
+    names = [i.name for i in ref.inputs]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise UsageError(f"The inputs in '{path}' do not match the reference model: missing inputs {missing} "
+                         f"(the file has {sorted(arrays)}).", hint=f"The reference's inputs are {names}.")
+    return {n: arrays[n] for n in names}
+
+
+def _feeds_for(sess, ref, ref_feeds: dict) -> dict:
+    """Map reference feeds onto this model's inputs: by name when all names match, else by position."""
+    names = [i.name for i in sess.inputs]
+    ref_names = list(ref_feeds)
+    if len(names) != len(ref_names):
+        raise UsageError(f"'{sess.path}' takes {len(names)} input(s) {names}; the reference takes "
+                         f"{len(ref_names)} {ref_names}.", hint="Compare models with the same inputs.")
+    by_name = set(names) == set(ref_names)
+    feeds = {}
+    for pos, info in enumerate(sess.inputs):
+        src = ref_feeds[info.name] if by_name else ref_feeds[ref_names[pos]]
+        arr = adapt_input(src, info)
+        if not np.can_cast(arr.dtype, info.dtype, casting="same_kind"):
+            raise UsageError(f"Input '{info.name}' of '{sess.path}' is {np.dtype(info.dtype).name}; the reference's "
+                             f"is {src.dtype.name}.", hint="Compare models with the same input types.")
+        feeds[info.name] = arr.astype(info.dtype, copy=False)
+    return feeds
+
+
+def align_outputs(ref: dict, cand: dict) -> tuple[list[tuple[str, str]], str]:
+    """Pairs (reference output, candidate output): by name if every reference name exists, else by order."""
+    if all(k in cand for k in ref):
+        return [(k, k) for k in ref], "by name"
+    if len(ref) != len(cand):
+        raise UsageError(f"The models have different output counts ({len(ref)} vs {len(cand)}) and names "
+                         f"({list(ref)} vs {list(cand)}).", hint="Compare models that compute the same outputs.")
+    return list(zip(ref, cand)), "by position (names differ)"
