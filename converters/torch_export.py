@@ -111,7 +111,8 @@ def _load_file_spec(spec: str, torch, trust_torchscript: bool) -> SourceModel:
                              hint="Load it only if you trust its author: add --trust-torchscript. "
                                   "Better: export from the Python model (SPEC file.py:factory).")
         module = torch.jit.load(str(path), map_location="cpu").eval()
-        return SourceModel(module, [], None, spec)
+        inputs = [InputSpec(a.name, ()) for a in module.forward.schema.arguments[1:]]
+        return SourceModel(module, inputs, None, spec)
     if fmt in ("pickle", "safetensors"):
         raise UsageError(f"'{path}' holds weights or a pickled object, not a model definition.",
                          hint="Give the model's code as SPEC (package.module:factory or file.py:factory) "
