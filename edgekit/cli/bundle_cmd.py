@@ -25,7 +25,7 @@ from edgekit.cli.common import console, emit_json, handle_errors, json_option, o
 @click.option("--bench", is_flag=True, help="Benchmark the model here and record the figures and this machine in the manifest.")
 @click.option("--bench-time", type=float, default=1.0, show_default=True, help="Seconds of timed runs for --bench.")
 @click.option("--threads", type=int, default=None, help="Threads for --bench.")
-@click.option("--force", is_flag=True, help="Replace an existing output file (atomically).")
+@click.option("--force", is_flag=True, help="Allow the output to replace an input file (atomically).")
 @json_option
 @handle_errors
 def command(model, output, name, preprocess, postprocess, labels, sign, encrypt, key_file, bench, bench_time, threads,
