@@ -1,0 +1,120 @@
+"""Read an ONNX model into the IR: fix input shapes, run ONNX shape inference, keep constants as arrays."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from edgekit.converters.tflite.ir import DYNAMIC, Graph, Node, Value
+from edgekit.errors import InvalidModelError, UnsupportedModelError, UsageError
+
+
+def load_onnx(model_or_path):
+    import onnx
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    try:
+        return onnx.load(os.fspath(model_or_path))
+    except Exception as exc:  # protobuf decode errors, missing external data
+        raise InvalidModelError(f"Cannot read '{model_or_path}' as an ONNX model ({exc}).",
+                                hint="Check the file; re-export it with `edgekit export`.") from exc
+
+
+def import_model(model, input_shapes=None) -> Graph:
+    """ONNX ModelProto → IR Graph. `input_shapes`: {name: dims} or a list of dims in input order."""
+    import onnx
+    model = _with_input_shapes(model, input_shapes)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise InvalidModelError(f"ONNX shape inference failed on this model ({exc}).",
+                                hint="Run `onnx.checker.check_model` on it; re-export if it is damaged.") from exc
+    g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    values = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        values[vi.name] = Value(vi.name, *_type_of(vi))
+    for init in g.initializer:
+        arr = onnx.numpy_helper.to_array(init)
+        values[init.name] = Value(init.name, arr.dtype, tuple(arr.shape), const=arr)
+    nodes = []
+    for i, node in enumerate(g.node):
+        name = node.name or f"{node.op_type}_{i}"
+        attrs = {a.name: _attr_value(a) for a in node.attribute}
+        nodes.append(Node(node.op_type, name, list(node.input), list(node.output), attrs, node.domain))
+        for out in node.output:
+            if out and out not in values:
+                values[out] = Value(out, np.dtype(np.float32), None)  # shape inference knew nothing
+    inits = {i.name for i in g.initializer}
+    return Graph(values, nodes, [i.name for i in g.input if i.name not in inits], [o.name for o in g.output],
+                 opset, g.name or "main")
+
+
+def _with_input_shapes(model, input_shapes):
+    """A copy of `model` whose graph inputs have the given dims; unknown non-batch dims are an error."""
+    import onnx
+    model = onnx.ModelProto.FromString(model.SerializeToString()) if input_shapes else model
+    inits = {i.name for i in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in inits]
+    given = _shapes_by_name(input_shapes, [i.name for i in graph_inputs])
+    problems = []
+    for inp in graph_inputs:
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name in given:
+            want = given[inp.name]
+            if len(want) != len(dims):
+                raise UsageError(f"--input-shape gives {len(want)} dims for '{inp.name}', which has rank {len(dims)}.",
+                                 hint="Give one size per dimension, e.g. 1x3x224x224.")
+            for d, size in zip(dims, want):
+                if d.HasField("dim_value") and d.dim_value != size:
+                    raise UsageError(f"--input-shape sets '{inp.name}' to {list(want)}, but the model fixes it to "
+                                     f"{[x.dim_value if x.HasField('dim_value') else x.dim_param for x in dims]}.",
+                                     hint="Only dynamic dimensions can be set.")
+                d.Clear()
+                d.dim_value = size
+        for pos, d in enumerate(dims):
+            if not d.HasField("dim_value") and pos > 0:
+                problems.append(f"'{inp.name}' dim {pos} ({d.dim_param or '?'})")
+    if problems:
+        raise UnsupportedModelError(
+            "The TFLite compiler needs static shapes except for the batch; these input dims are dynamic: "
+            + ", ".join(problems) + ".",
+            hint="Fix them with --input-shape NAME=DIMS, e.g. --input-shape x=1x16x8.")
+    return model
+
+
+def _shapes_by_name(input_shapes, names) -> dict:
+    if not input_shapes:
+        return {}
+    if isinstance(input_shapes, dict):
+        unknown = [k for k in input_shapes if k not in names]
+        if unknown:
+            raise UsageError(f"--input-shape names {unknown}, which are not inputs of the model.",
+                             hint=f"The model's inputs are {names}.")
+        return {k: tuple(v) for k, v in input_shapes.items()}
+    shapes = list(input_shapes)
+    if len(shapes) > len(names):
+        raise UsageError(f"{len(shapes)} input shapes given for {len(names)} inputs {names}.",
+                         hint="Give one --input-shape per input, or name them: NAME=DIMS.")
+    return {n: tuple(s) for n, s in zip(names, shapes)}
+
+
+def _type_of(vi):
+    import onnx
+    tt = vi.type.tensor_type
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else np.dtype(np.float32)
+    if not tt.HasField("shape"):
+        return dtype, None
+    return dtype, tuple(int(d.dim_value) if d.HasField("dim_value") else DYNAMIC for d in tt.shape.dim)
+
+
+def _attr_value(attr):
+    import onnx
+    value = onnx.helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, onnx.TensorProto):
+        return onnx.numpy_helper.to_array(value)
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode("utf-8", "replace") for v in value]
+    return value

@@ -1,0 +1,120 @@
+"""Activations, in whatever layout their input has: Relu, Clip, LeakyRelu, PRelu, Sigmoid, Tanh,
+HardSigmoid, HardSwish, Elu, Softplus."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgekit.converters.tflite.lowerings._common import const_of
+from edgekit.converters.tflite.registry import lowering
+
+
+def _unary(b, code, x, **options):
+    b.emit(code, [b.t(x)], [b.out(b.outputs[0])], **options)
+
+
+def _scalar(b, value, hint):
+    return b.const(np.full([1] * b.outputs[0].rank, value, np.float32), hint=hint)
+
+
+@lowering("Relu", since=6, emits=("RELU",), layout="any")
+def relu(b, x):
+    _unary(b, "RELU", x)
+
+
+@lowering("Sigmoid", since=6, emits=("LOGISTIC",), layout="any")
+def sigmoid(b, x):
+    _unary(b, "LOGISTIC", x)
+
+
+@lowering("Tanh", since=6, emits=("TANH",), layout="any")
+def tanh(b, x):
+    _unary(b, "TANH", x)
+
+
+@lowering("LeakyRelu", since=6, emits=("LEAKY_RELU",), layout="any")
+def leaky_relu(b, x, *, alpha=0.01):
+    _unary(b, "LEAKY_RELU", x, alpha=float(alpha))
+
+
+@lowering("HardSwish", since=14, emits=("HARD_SWISH",), layout="any")
+def hard_swish(b, x):
+    _unary(b, "HARD_SWISH", x)
+
+
+@lowering("PRelu", since=7, emits=("PRELU",), layout="any")
+def prelu(b, x, slope):
+    out = b.outputs[0]
+    b.emit("PRELU", [b.t(x), b.operand(slope, out)], [b.out(out)])
+
+
+def _clip(b, x, lo, hi):
+    lo = -math.inf if lo is None else float(lo)
+    hi = math.inf if hi is None else float(hi)
+    named = {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, math.inf): "RELU"}
+    if (lo, hi) in named:
+        return _unary(b, named[(lo, hi)], x)
+    out = b.outputs[0]
+    src = b.t(x)
+    if lo > -math.inf:
+        dest = b.out(out) if hi == math.inf else b.temp(out.phys_shape, hint="lower")
+        b.emit("MAXIMUM", [src, _scalar(b, lo, "min")], [dest])
+        src = dest
+    if hi < math.inf:
+        b.emit("MINIMUM", [src, _scalar(b, hi, "max")], [b.out(out)])
+    if lo == -math.inf and hi == math.inf:
+        b.alias(out, src)
+
+
+CLIP_EMITS = ("RELU", "RELU6", "RELU_N1_TO_1", "MAXIMUM", "MINIMUM")
+
+
+@lowering("Clip", since=6, emits=CLIP_EMITS, layout="any")
+def clip_6(b, x, *, max=3.4028234663852886e38, min=-3.4028234663852886e38):  # noqa: A002 - ONNX's names
+    _clip(b, x, None if min <= -3.4e38 else min, None if max >= 3.4e38 else max)
+
+
+@lowering("Clip", since=11, emits=CLIP_EMITS, layout="any")
+def clip_11(b, x, lo=None, hi=None):
+    lo_v, hi_v = const_of(lo, "min"), const_of(hi, "max")
+    _clip(b, x, None if lo_v is None else float(lo_v), None if hi_v is None else float(hi_v))
+
+
+@lowering("HardSigmoid", since=6, emits=("MUL", "ADD", "MAXIMUM", "MINIMUM"), layout="any")
+def hard_sigmoid(b, x, *, alpha=0.2, beta=0.5):
+    out = b.outputs[0]
+    shape = out.phys_shape
+    scaled, shifted, floored = (b.temp(shape, hint=h) for h in ("scaled", "shifted", "floored"))
+    b.emit("MUL", [b.t(x), _scalar(b, alpha, "alpha")], [scaled])
+    b.emit("ADD", [scaled, _scalar(b, beta, "beta")], [shifted])
+    b.emit("MAXIMUM", [shifted, _scalar(b, 0.0, "zero")], [floored])
+    b.emit("MINIMUM", [floored, _scalar(b, 1.0, "one")], [b.out(out)])
+
+
+@lowering("Elu", since=6, emits=("ELU", "MINIMUM", "EXP", "SUB", "MUL", "RELU", "ADD"), layout="any")
+def elu(b, x, *, alpha=1.0):
+    if alpha == 1.0:
+        return _unary(b, "ELU", x)
+    out = b.outputs[0]
+    t = {h: b.temp(out.phys_shape, hint=h) for h in ("neg_part", "exp", "expm1", "scaled", "pos_part")}
+    b.emit("MINIMUM", [b.t(x), _scalar(b, 0.0, "zero")], [t["neg_part"]])
+    b.emit("EXP", [t["neg_part"]], [t["exp"]])
+    b.emit("SUB", [t["exp"], _scalar(b, 1.0, "one")], [t["expm1"]])
+    b.emit("MUL", [t["expm1"], _scalar(b, alpha, "alpha")], [t["scaled"]])
+    b.emit("RELU", [b.t(x)], [t["pos_part"]])
+    b.emit("ADD", [t["pos_part"], t["scaled"]], [b.out(out)])
+
+
+@lowering("Softplus", since=1, emits=("ABS", "NEG", "EXP", "ADD", "LOG", "RELU"), layout="any")
+def softplus(b, x):
+    """log(1 + exp(x)) computed as relu(x) + log(1 + exp(-|x|)), which cannot overflow."""
+    out = b.outputs[0]
+    t = {h: b.temp(out.phys_shape, hint=h) for h in ("abs", "neg", "exp", "plus1", "log", "relu")}
+    b.emit("ABS", [b.t(x)], [t["abs"]])
+    b.emit("NEG", [t["abs"]], [t["neg"]])
+    b.emit("EXP", [t["neg"]], [t["exp"]])
+    b.emit("ADD", [t["exp"], _scalar(b, 1.0, "one")], [t["plus1"]])
+    b.emit("LOG", [t["plus1"]], [t["log"]])
+    b.emit("RELU", [b.t(x)], [t["relu"]])
+    b.emit("ADD", [t["relu"], t["log"]], [b.out(out)])

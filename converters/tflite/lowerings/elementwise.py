@@ -1,0 +1,107 @@
+"""Elementwise arithmetic in whatever layout the operands have: Add, Sub, Mul, Div, Pow, Max, Min, Sum
+and the unary math ops."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.converters.tflite.registry import lowering
+
+ARITH = ("float32",)
+
+
+def _binary(b, code, x, y):
+    out = b.outputs[0]
+    b.emit(code, [b.operand(x, out), b.operand(y, out)], [b.out(out)])
+
+
+@lowering("Add", since=7, emits=("ADD",), layout="any")
+def add(b, x, y):
+    _binary(b, "ADD", x, y)
+
+
+@lowering("Sub", since=7, emits=("SUB",), layout="any")
+def sub(b, x, y):
+    _binary(b, "SUB", x, y)
+
+
+@lowering("Mul", since=7, emits=("MUL",), layout="any")
+def mul(b, x, y):
+    _binary(b, "MUL", x, y)
+
+
+@lowering("Div", since=7, emits=("DIV",), layout="any")
+def div(b, x, y):
+    _binary(b, "DIV", x, y)
+
+
+@lowering("Pow", since=7, emits=("POW", "MUL", "SQRT"), layout="any")
+def pow_(b, x, y):
+    out = b.outputs[0]
+    exponent = float(y.const.reshape(-1)[0]) if y.is_const and y.const.size == 1 else None
+    if exponent == 2.0:
+        b.emit("MUL", [b.t(x), b.t(x)], [b.out(out)])
+    elif exponent == 0.5:
+        b.emit("SQRT", [b.t(x)], [b.out(out)])
+    else:
+        _binary(b, "POW", x, y)
+
+
+def _chain(b, code, xs):
+    out = b.outputs[0]
+    acc = b.operand(xs[0], out)
+    for i, x in enumerate(xs[1:], 1):
+        dest = b.out(out) if i == len(xs) - 1 else b.temp(out.phys_shape, hint=f"partial{i}")
+        b.emit(code, [acc, b.operand(x, out)], [dest])
+        acc = dest
+    if len(xs) == 1:
+        b.alias(out, acc)
+
+
+@lowering("Sum", since=8, emits=("ADD",), layout="any")
+def sum_(b, *xs):
+    _chain(b, "ADD", xs)
+
+
+@lowering("Max", since=8, emits=("MAXIMUM",), layout="any")
+def max_(b, *xs):
+    _chain(b, "MAXIMUM", xs)
+
+
+@lowering("Min", since=8, emits=("MINIMUM",), layout="any")
+def min_(b, *xs):
+    _chain(b, "MINIMUM", xs)
+
+
+def _unary(b, code, x, **options):
+    b.emit(code, [b.t(x)], [b.out(b.outputs[0])], **options)
+
+
+@lowering("Sqrt", since=6, emits=("SQRT",), layout="any")
+def sqrt(b, x):
+    _unary(b, "SQRT", x)
+
+
+@lowering("Exp", since=6, emits=("EXP",), layout="any")
+def exp(b, x):
+    _unary(b, "EXP", x)
+
+
+@lowering("Log", since=6, emits=("LOG",), layout="any")
+def log(b, x):
+    _unary(b, "LOG", x)
+
+
+@lowering("Neg", since=6, emits=("NEG",), layout="any")
+def neg(b, x):
+    _unary(b, "NEG", x)
+
+
+@lowering("Abs", since=6, emits=("ABS",), layout="any")
+def abs_(b, x):
+    _unary(b, "ABS", x)
+
+
+@lowering("Reciprocal", since=6, emits=("DIV",), layout="any")
+def reciprocal(b, x):
+    out = b.outputs[0]
+    b.emit("DIV", [b.const(np.ones([1] * out.rank, np.float32), hint="one"), b.t(x)], [b.out(out)])

@@ -1,0 +1,211 @@
+"""Shape and data-movement ops: Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice,
+Gather, Pad, and the no-ops Identity and Dropout."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.converters.tflite.ir import normalize_perm
+from edgekit.converters.tflite.lowerings._common import const_of, norm_axes
+from edgekit.converters.tflite.registry import Unsupported, lowering
+from edgekit.converters.tflite.tfl import dims_for_reshape, physical
+
+
+def _reshape_to_output(b, x):
+    y = b.outputs[0]
+    b.emit("RESHAPE", [b.t(x), b.ints(dims_for_reshape(y.shape))], [b.out(y)])
+
+
+@lowering("Flatten", emits=("RESHAPE",))
+def flatten(b, x, *, axis=1):
+    _reshape_to_output(b, x)
+
+
+@lowering("Reshape", since=5, emits=("RESHAPE",))
+def reshape(b, x, shape, *, allowzero=0):
+    const_of(shape, "shape")
+    _reshape_to_output(b, x)
+
+
+@lowering("Squeeze", since=1, emits=("RESHAPE",))
+def squeeze_1(b, x, *, axes=None):
+    _reshape_to_output(b, x)
+
+
+@lowering("Squeeze", since=13, emits=("RESHAPE",))
+def squeeze_13(b, x, axes=None):
+    const_of(axes, "axes")
+    _reshape_to_output(b, x)
+
+
+@lowering("Unsqueeze", since=1, emits=("RESHAPE",))
+def unsqueeze_1(b, x, *, axes=None):
+    _reshape_to_output(b, x)
+
+
+@lowering("Unsqueeze", since=13, emits=("RESHAPE",))
+def unsqueeze_13(b, x, axes):
+    const_of(axes, "axes")
+    _reshape_to_output(b, x)
+
+
+def transposed_perm(node, perm, graph):
+    """A Transpose only relabels axes: the output keeps the input's memory order under a new permutation."""
+    rank = len(perm) if perm is not None else graph.value(node.inputs[0]).rank
+    q = node.attrs.get("perm") or list(range(rank))[::-1]
+    inverse = list(np.argsort(q))
+    return normalize_perm([inverse[p] for p in (perm or range(rank))])
+
+
+@lowering("Transpose", emits=(), layout="any", out_perm=transposed_perm)
+def transpose(b, x, *, perm=None):
+    b.alias(b.outputs[0], b.t(x))
+
+
+@lowering("Identity", emits=(), layout="any", dtypes=("float32", "int64", "int32", "bool"))
+def identity(b, x):
+    b.alias(b.outputs[0], b.t(x))
+
+
+@lowering("Dropout", since=7, emits=(), layout="any")
+def dropout_7(b, x, *, ratio=0.5):
+    _dropout(b, x)
+
+
+@lowering("Dropout", since=12, emits=(), layout="any")
+def dropout_12(b, x, ratio=None, training_mode=None, *, seed=None):
+    if training_mode is not None and (not training_mode.is_const or bool(training_mode.const)):
+        raise Unsupported("training_mode is not constant false", hint="Export the model in eval() mode.")
+    _dropout(b, x)
+
+
+def _dropout(b, x):
+    if len(b.outputs) > 1 and b.outputs[1] is not None:
+        raise Unsupported("its mask output is used")
+    b.alias(b.outputs[0], b.t(x))
+
+
+@lowering("Concat", since=4, emits=("CONCATENATION",), layout="any")
+def concat(b, *xs, axis):
+    y = b.outputs[0]
+    b.emit("CONCATENATION", [b.operand(x, y) for x in xs], [b.out(y)], axis=physical(axis, y))
+
+
+def _split(b, x, axis, sizes):
+    outs = [o for o in b.outputs]
+    if any(o is None for o in outs):
+        raise Unsupported("some of its outputs are unused; name them all in the model")
+    p_axis = physical(axis, x)
+    sizes = [int(o.shape[axis % x.rank]) for o in outs] if sizes is None else [int(s) for s in sizes]
+    if len(set(sizes)) == 1:
+        b.emit("SPLIT", [b.ints(p_axis, "axis"), b.t(x)], [b.out(o) for o in outs], numSplits=len(outs))
+    else:
+        b.emit("SPLIT_V", [b.t(x), b.ints(sizes, "sizes"), b.ints(p_axis, "axis")], [b.out(o) for o in outs],
+               numSplits=len(outs))
+
+
+SPLIT_EMITS = ("SPLIT", "SPLIT_V")
+
+
+@lowering("Split", since=2, emits=SPLIT_EMITS, layout="any")
+def split_2(b, x, *, axis=0, split=None):
+    _split(b, x, axis, split)
+
+
+@lowering("Split", since=13, emits=SPLIT_EMITS, layout="any")
+def split_13(b, x, split=None, *, axis=0):
+    _split(b, x, axis, const_of(split, "split"))
+
+
+@lowering("Split", since=18, emits=SPLIT_EMITS, layout="any")
+def split_18(b, x, split=None, *, axis=0, num_outputs=None):
+    _split(b, x, axis, const_of(split, "split"))
+
+
+def _slice(b, x, starts, ends, axes, steps):
+    y = b.outputs[0]
+    shape = x.phys_shape
+    begin, end, stride = [0] * x.rank, list(shape), [1] * x.rank
+    end_mask = 0
+    axes = list(range(len(starts))) if axes is None else [int(a) % x.rank for a in axes]
+    steps = [1] * len(axes) if steps is None else list(steps)
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        p = physical(a, x)
+        dim = int(x.shape[a])
+        if dim < 0:
+            raise Unsupported("slicing the dynamic batch dimension")
+        lo, hi, step = slice(int(s), int(e), int(st)).indices(dim)
+        begin[p], end[p], stride[p] = lo, hi, step
+        if step < 0 and hi < 0:
+            end_mask |= 1 << p
+    if all(s == 1 for s in stride):
+        size = [-1 if d < 0 else e - bg for bg, e, d in zip(begin, end, shape)]
+        b.emit("SLICE", [b.t(x), b.ints(begin, "begin"), b.ints(size, "size")], [b.out(y)])
+    else:
+        b.emit("STRIDED_SLICE", [b.t(x), b.ints(begin, "begin"), b.ints(end, "end"), b.ints(stride, "strides")],
+               [b.out(y)], endMask=end_mask)
+
+
+SLICE_EMITS = ("SLICE", "STRIDED_SLICE")
+
+
+@lowering("Slice", since=1, emits=SLICE_EMITS, layout="any")
+def slice_1(b, x, *, axes=None, ends=None, starts=None):
+    _slice(b, x, starts, ends, axes, None)
+
+
+@lowering("Slice", since=10, emits=SLICE_EMITS, layout="any")
+def slice_10(b, x, starts, ends, axes=None, steps=None):
+    _slice(b, x, const_of(starts, "starts"), const_of(ends, "ends"), const_of(axes, "axes"), const_of(steps, "steps"))
+
+
+@lowering("Gather", emits=("GATHER",))
+def gather(b, x, indices, *, axis=0):
+    index = const_of(indices, "indices").astype(np.int64)
+    dim = int(x.shape[axis % x.rank])
+    if dim < 0:
+        raise Unsupported("gathering along the dynamic batch dimension")
+    if np.any((index < -dim) | (index >= dim)):
+        raise Unsupported(f"indices out of range for a dimension of size {dim}")
+    index = np.where(index < 0, index + dim, index).astype(np.int32)
+    b.emit("GATHER", [b.t(x), b.const(index, hint="indices")], [b.out(b.outputs[0])], axis=axis % x.rank)
+
+
+def _pad(b, x, pads, value, mode, axes=None):
+    y = b.outputs[0]
+    pads = [int(p) for p in pads]
+    axes = list(range(x.rank)) if axes is None else [int(a) % x.rank for a in axes]
+    if any(p < 0 for p in pads):
+        raise Unsupported("negative pads (cropping)", hint="Use Slice for cropping.")
+    table = np.zeros([x.rank, 2], np.int32)
+    for i, a in enumerate(axes):
+        table[physical(a, x)] = [pads[i], pads[i + len(axes)]]
+    paddings = b.const(table, hint="paddings")
+    if mode == "constant":
+        if value in (None, 0.0):
+            return b.emit("PAD", [b.t(x), paddings], [b.out(y)])
+        return b.emit("PADV2", [b.t(x), paddings, b.const(np.asarray(value, np.float32), hint="value")], [b.out(y)])
+    if mode == "reflect":
+        return b.emit("MIRROR_PAD", [b.t(x), paddings], [b.out(y)], mode=0)
+    raise Unsupported(f"mode={mode!r}; TFLite pads with a constant or by reflection",
+                      hint="Use mode 'constant' or 'reflect'.")
+
+
+PAD_EMITS = ("PAD", "PADV2", "MIRROR_PAD")
+
+
+@lowering("Pad", since=2, emits=PAD_EMITS, layout="any")
+def pad_2(b, x, *, mode="constant", pads=None, value=0.0):
+    _pad(b, x, pads, float(value), mode)
+
+
+@lowering("Pad", since=11, emits=PAD_EMITS, layout="any")
+def pad_11(b, x, pads, constant_value=None, *, mode="constant"):
+    value = const_of(constant_value, "constant_value")
+    _pad(b, x, const_of(pads, "pads"), None if value is None else float(np.asarray(value).reshape(-1)[0]), mode)
+
+
+@lowering("Pad", since=18, emits=PAD_EMITS, layout="any")
+def pad_18(b, x, pads, constant_value=None, axes=None, *, mode="constant"):
+    value = const_of(constant_value, "constant_value")
+    _pad(b, x, const_of(pads, "pads"), None if value is None else float(np.asarray(value).reshape(-1)[0]), mode,
+         const_of(axes, "axes"))

@@ -1,0 +1,16 @@
+"""Graph rewrites, one per module, in the order the compiler runs them.
+
+IR passes run on the ONNX-level graph before lowering; TFLite passes run on the emitted op list.
+Each module's docstring states its rewrite; each exposes `run(graph)`.
+"""
+from __future__ import annotations
+
+from edgekit.converters.tflite.passes import (cancel_transposes, constant_folding, dense_layout, fold_batchnorm,
+                                              fuse_activation, layout)
+
+#: before the support check: make static facts constant so checks see them
+FOLDING = (constant_folding,)
+#: after the check, on the IR
+IR_PASSES = (fold_batchnorm, layout, dense_layout)
+#: after lowering, on the TFLite graph
+TFLITE_PASSES = (cancel_transposes, fuse_activation)

@@ -1,0 +1,86 @@
+"""Constant folding: a node whose inputs are all constant becomes a constant, computed by ONNX's reference
+evaluator; `Shape`/`Size` of a statically shaped value become constants too.
+
+    Add(const a, const b) -> const (a + b);  Shape(x: static [1,3,8,8]) -> const [1,3,8,8]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.converters.tflite.ir import DYNAMIC, Graph, Node
+
+NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+MAX_FOLDED_ELEMENTS = 1 << 26  # don't materialise absurdly large constants (e.g. an Expand to a huge size)
+
+
+def run(graph: Graph, options=None) -> None:
+    folded = []
+    for node in graph.nodes:
+        results = _fold(node, graph)
+        if results is None:
+            continue
+        for name, arr in zip(node.outputs, results):
+            if name:
+                value = graph.values[name]
+                value.const, value.dtype, value.shape = arr, arr.dtype, tuple(arr.shape)
+        folded.append(node)
+    graph.remove_nodes(folded)
+    graph.prune()
+
+
+def _fold(node: Node, graph: Graph):
+    if node.domain not in ("", "ai.onnx") or node.op_type in NEVER_FOLD:
+        return None
+    if node.op_type == "Constant":
+        value = _constant(node.attrs)
+        return None if value is None else [value]
+    if node.op_type in ("Shape", "Size"):
+        return _static_shape(node, graph)
+    inputs = [graph.value(n) for n in node.inputs]
+    if not all(v is None or v.is_const for v in inputs):
+        return None
+    if any(v is not None and v.const.size > MAX_FOLDED_ELEMENTS for v in inputs):
+        return None
+    return _evaluate(node, inputs, graph.opset)
+
+
+def _constant(attrs: dict) -> np.ndarray:
+    kinds = {"value": None, "value_float": np.float32, "value_floats": np.float32,
+             "value_int": np.int64, "value_ints": np.int64}
+    for key, dtype in kinds.items():
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    return None
+
+
+def _static_shape(node: Node, graph: Graph):
+    x = graph.value(node.inputs[0])
+    if x is None or x.shape is None or DYNAMIC in x.shape:
+        return None
+    if node.op_type == "Size":
+        return [np.asarray(int(np.prod(x.shape)), dtype=np.int64)]
+    start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
+    return [np.asarray(x.shape[start:end], dtype=np.int64)]
+
+
+def _evaluate(node: Node, inputs, opset: int):
+    import onnx
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {v.name: v.const for v in inputs if v is not None}
+    proto_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+                    for n, a in feeds.items()]
+    proto_outputs = [helper.make_empty_tensor_value_info(o) for o in node.outputs if o]
+    attrs = {k: onnx.numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v for k, v in node.attrs.items()}
+    proto_node = helper.make_node(node.op_type, node.inputs, node.outputs, **attrs)
+    model = helper.make_model(helper.make_graph([proto_node], "fold", proto_inputs, proto_outputs),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    try:
+        results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception:  # an op the reference evaluator lacks: leave it to its lowering
+        return None
+    if any(np.asarray(r).size > MAX_FOLDED_ELEMENTS for r in results):
+        return None
+    out = iter(np.asarray(r) for r in results)
+    return [next(out) if o else None for o in node.outputs]

@@ -1,0 +1,114 @@
+"""Serialise a TflGraph with the schema's object API (`ModelT` ... `Pack`, file identifier TFL3)."""
+from __future__ import annotations
+
+import json
+
+import flatbuffers
+import numpy as np
+
+from edgekit.converters.tflite.tfl import OPTIONS, TflGraph
+
+METADATA_NAME = "edgekit"
+TENSOR_TYPES = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "int64": "INT64", "int8": "INT8",
+                "uint8": "UINT8", "bool": "BOOL", "int16": "INT16", "float64": "FLOAT64"}
+
+
+class _AlignedBuilder(flatbuffers.Builder):
+    """Aligns large byte vectors (weight buffers) to 16 bytes, as TFLite's own converter does."""
+
+    def StartVector(self, elemSize, numElems, alignment):  # noqa: N802 - flatbuffers' name
+        if elemSize == 1 and numElems >= 64:
+            alignment = 16
+        return super().StartVector(elemSize, numElems, alignment)
+
+
+def schema():
+    from ai_edge_litert import schema_py_generated as fb
+    return fb
+
+
+def build_model(g: TflGraph, metadata: dict | None = None, description: str = "edgekit"):
+    """TflGraph → ModelT (one subgraph), with `metadata` stored as JSON in a buffer named 'edgekit'."""
+    fb = schema()
+    model = fb.ModelT()
+    model.version = 3
+    model.description = description
+    model.buffers = [fb.BufferT()]
+    model.operatorCodes, code_index = [], {}
+    index = {name: i for i, name in enumerate(g.tensors)}
+    sub = fb.SubGraphT()
+    sub.name = "main"
+    sub.tensors = [_tensor(fb, t, model.buffers) for t in g.tensors.values()]
+    sub.inputs = [index[n] for n in g.inputs]
+    sub.outputs = [index[n] for n in g.outputs]
+    sub.operators = [_operator(fb, op, index, model.operatorCodes, code_index) for op in g.ops]
+    model.subgraphs = [sub]
+    set_metadata(model, metadata or {})
+    return model
+
+
+def set_metadata(model, metadata: dict) -> None:
+    """Replace the 'edgekit' metadata buffer of a ModelT with JSON of `metadata`."""
+    fb = schema()
+    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME]
+    buf = fb.BufferT()
+    buf.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
+    model.buffers.append(buf)
+    entry = fb.MetadataT()
+    entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
+    model.metadata.append(entry)
+
+
+def serialize(model) -> bytes:
+    builder = _AlignedBuilder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _tensor(fb, t, buffers):
+    tensor = fb.TensorT()
+    tensor.name = t.name
+    tensor.type = getattr(fb.TensorType, TENSOR_TYPES[np.dtype(t.dtype).name])
+    tensor.shape = [max(int(d), 1) for d in t.shape]
+    if any(int(d) < 0 for d in t.shape):
+        tensor.shapeSignature = [int(d) for d in t.shape]
+    tensor.buffer = 0
+    if t.data is not None:
+        buf = fb.BufferT()
+        buf.data = np.frombuffer(np.ascontiguousarray(t.data, dtype=t.dtype).tobytes(), dtype=np.uint8)
+        buffers.append(buf)
+        tensor.buffer = len(buffers) - 1
+    if t.quant:
+        q = fb.QuantizationParametersT()
+        q.scale = [float(s) for s in t.quant["scale"]]
+        q.zeroPoint = [int(z) for z in t.quant["zero_point"]]
+        q.quantizedDimension = int(t.quant.get("axis", 0))
+        tensor.quantization = q
+    return tensor
+
+
+def _operator(fb, op, index, codes, code_index):
+    builtin = getattr(fb.BuiltinOperator, op.code)
+    if builtin not in code_index:
+        oc = fb.OperatorCodeT()
+        oc.builtinCode = builtin
+        oc.deprecatedBuiltinCode = min(builtin, fb.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+        oc.version = 1
+        code_index[builtin] = len(codes)
+        codes.append(oc)
+    o = fb.OperatorT()
+    o.opcodeIndex = code_index[builtin]
+    o.inputs = [index[n] if n else -1 for n in op.inputs]
+    o.outputs = [index[n] for n in op.outputs]
+    table = OPTIONS.get(op.code)
+    if table:
+        options = getattr(fb, table + "T")()
+        for key, value in op.options.items():
+            if not hasattr(options, key):
+                raise ValueError(f"{op.code} has no option '{key}' (from {op.origin})")
+            setattr(options, key, value)
+        o.builtinOptionsType = getattr(fb.BuiltinOptions, table)
+        o.builtinOptions = options
+    elif op.options:
+        raise ValueError(f"{op.code} takes no options, got {op.options} (from {op.origin})")
+    return o
