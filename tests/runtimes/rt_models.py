@@ -1,9 +1,65 @@
-"""Tiny .tflite models built with LiteRT's schema object API, so runtime tests need no converter."""
+"""Small ONNX and TFLite models written inline (onnx.parser text; LiteRT schema object API) for the runtime tests."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+
+
+def onnx_model(text: str, path: Path, metadata: dict | None = None) -> Path:
+    """Parse ONNX text (onnx.parser syntax), check it, save it to `path`."""
+    import onnx
+    from onnx import parser
+    model = parser.parse_model(text)
+    for k, v in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _floats(values) -> str:
+    return ", ".join(f"{float(v):.6f}" for v in np.ravel(values))
+
+
+def conv_model(path: Path, *, nhwc: bool = False, scale: float = 1.0, seed: int = 0, batch: str = "1") -> Path:
+    """x[batch,3,8,8] → Conv(3→4, 3x3, pad 1) → Relu → y[batch,4,8,8]; `nhwc` wraps it in channels-last I/O."""
+    w = np.random.default_rng(seed).standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3 * scale
+    if nhwc:
+        text = f"""<ir_version: 8, opset_import: ["" : 17]>
+        g (float[{batch},8,8,3] x) => (float[{batch},8,8,4] y) {{
+            w = Constant<value = float[4,3,3,3] {{{_floats(w)}}}>()
+            xc = Transpose<perm = [0, 3, 1, 2]>(x)
+            c = Conv<pads = [1, 1, 1, 1]>(xc, w)
+            r = Relu(c)
+            y = Transpose<perm = [0, 2, 3, 1]>(r)
+        }}"""
+        return onnx_model(text, path, {"edgekit.io_layouts": {"x": "NHWC", "y": "NHWC"}})
+    text = f"""<ir_version: 8, opset_import: ["" : 17]>
+    g (float[{batch},3,8,8] x) => (float[{batch},4,8,8] y) {{
+        w = Constant<value = float[4,3,3,3] {{{_floats(w)}}}>()
+        c = Conv<pads = [1, 1, 1, 1]>(x, w)
+        y = Relu(c)
+    }}"""
+    return onnx_model(text, path)
+
+
+def classifier_model(path: Path, *, seed: int = 0, noise: float = 0.0, out_name: str = "logits",
+                     dynamic: bool = False) -> Path:
+    """x[N,16] → Gemm(16→10) → logits[N,10] (N dynamic, labelled 'batch', when `dynamic`)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((16, 10)).astype(np.float32)
+    w += noise * np.random.default_rng(seed + 100).standard_normal(w.shape).astype(np.float32)
+    n = "batch" if dynamic else "1"
+    text = f"""<ir_version: 8, opset_import: ["" : 17]>
+    g (float[{n},16] x) => (float[{n},10] {out_name}) {{
+        w = Constant<value = float[16,10] {{{_floats(w)}}}>()
+        {out_name} = MatMul(x, w)
+    }}"""
+    return onnx_model(text, path)
+
 
 
 def _buffer(schema, data: np.ndarray | None):
