@@ -72,7 +72,7 @@ class LiteRtSession(Session):
         except (ValueError, RuntimeError) as exc:
             raise InvalidModelError(f"LiteRT could not load '{label}': {str(exc).strip().splitlines()[0][:400]}",
                                     hint="Check the file with `edgekit inspect`; re-convert it if it is damaged.") from exc
-        meta = _metadata(interp)
+        meta = _metadata(kwargs.get("model_content") or label)
         layouts = _layouts(meta)
         self = cls(path=label, runtime="litert", provider="cpu",
                    inputs=[_info(d, layouts) for d in interp.get_input_details()],
@@ -141,6 +141,11 @@ def _layouts(meta: dict) -> dict:
     return raw if isinstance(raw, dict) else {}
 
 
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
 def _info(detail: dict, layouts: dict) -> TensorInfo:
     sig = detail.get("shape_signature")
     shape = tuple(int(d) if d >= 0 else None for d in (sig if sig is not None and len(sig) else detail["shape"]))
@@ -151,16 +156,27 @@ def _info(detail: dict, layouts: dict) -> TensorInfo:
     return TensorInfo(detail["name"], np.dtype(detail["dtype"]), shape, layouts.get(detail["name"]), quant)
 
 
-def _metadata(interp) -> dict:
-    """edgekit.* metadata, stored by our compiler as a JSON metadata buffer named 'edgekit'."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: F401
-        raw = interp._interpreter.GetMetadata() if hasattr(interp._interpreter, "GetMetadata") else None
-    except Exception:
-        raw = None
-    if isinstance(raw, dict) and "edgekit" in raw:
+def _metadata(model: bytes | str) -> dict:
+    """edgekit.* metadata, stored by our compiler as a JSON metadata buffer named 'edgekit' in the flatbuffer."""
+    if isinstance(model, str):
         try:
-            return json.loads(raw["edgekit"])
-        except ValueError:
+            model = _read_bytes(model)
+        except OSError:
             return {}
+    return read_edgekit_metadata(model)
+
+
+def read_edgekit_metadata(model_bytes: bytes) -> dict:
+    """Parse the flatbuffer's `metadata` entries with the schema's generated reader (no private interpreter API)."""
+    try:
+        from ai_edge_litert import schema_py_generated as fb
+        model = fb.Model.GetRootAs(model_bytes, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() == b"edgekit":
+                raw = model.Buffers(entry.Buffer()).DataAsNumpy()
+                data = json.loads(bytes(raw).decode("utf-8")) if not isinstance(raw, int) else {}
+                return data if isinstance(data, dict) else {}
+    except (ImportError, ValueError, IndexError, UnicodeDecodeError, AttributeError):
+        return {}
     return {}

@@ -1,0 +1,77 @@
+"""Describe a .tflite file: I/O, op histogram, tensor and parameter counts by dtype, edgekit metadata."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def describe_tflite(path) -> dict:
+    from ai_edge_litert import schema_py_generated as fb
+    from edgekit.errors import InvalidModelError
+
+    data = path if isinstance(path, (bytes, bytearray)) else open(os.fspath(path), "rb").read()
+    try:
+        model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    except Exception as exc:
+        raise InvalidModelError(f"Cannot parse '{path}' as a TFLite flatbuffer ({exc}).", hint="Re-convert the model.") from exc
+    types = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
+    ops_by_code = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    sub = model.subgraphs[0]
+    ops: dict = {}
+    for op in sub.operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = ops_by_code.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        ops[name] = ops.get(name, 0) + 1
+    by_dtype: dict = {}
+    for t in sub.tensors:
+        buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+        if buf is None or buf.data is None or len(buf.data) == 0:
+            continue
+        entry = by_dtype.setdefault(types[t.type].lower(), {"tensors": 0, "parameters": 0, "bytes": 0})
+        entry["tensors"] += 1
+        entry["parameters"] += int(np.prod(t.shape)) if t.shape is not None and len(t.shape) else 1
+        entry["bytes"] += len(buf.data)
+    metadata = _metadata(model)
+    layouts = json.loads(metadata.get("edgekit.io_layouts", "{}") or "{}")
+    return {
+        "format": "tflite",
+        "inputs": [_io(sub.tensors[i], types, layouts) for i in sub.inputs],
+        "outputs": [_io(sub.tensors[i], types, layouts) for i in sub.outputs],
+        "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
+        "op_count": sum(ops.values()),
+        "tensor_count": len(sub.tensors),
+        "parameters": sum(e["parameters"] for e in by_dtype.values()),
+        "parameter_bytes": sum(e["bytes"] for e in by_dtype.values()),
+        "by_dtype": by_dtype,
+        "metadata": metadata,
+        "size_bytes": len(data),
+    }
+
+
+def _io(t, types, layouts) -> dict:
+    name = t.name.decode() if isinstance(t.name, bytes) else t.name
+    shape = [int(d) for d in (t.shapeSignature if t.shapeSignature is not None and len(t.shapeSignature) else t.shape)]
+    q = t.quantization
+    quant = None
+    if q is not None and q.scale is not None and len(q.scale):
+        quant = {"scale": [float(s) for s in q.scale], "zero_point": [int(z) for z in q.zeroPoint],
+                 "axis": int(q.quantizedDimension)}
+    return {"name": name, "dtype": types[t.type].lower(), "shape": [d if d >= 0 else None for d in shape],
+            "layout": layouts.get(name), "quantization": quant}
+
+
+def _metadata(model) -> dict:
+    out = {}
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        raw = model.buffers[entry.buffer].data
+        if name == "edgekit" and raw is not None:
+            try:
+                out.update(json.loads(bytes(raw).decode()))
+            except ValueError:
+                pass
+        else:
+            out[name] = f"<{0 if raw is None else len(raw)} bytes>"
+    return out
