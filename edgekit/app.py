@@ -117,7 +117,7 @@ class Preprocess:
         else:
             x = np.asarray(data, dtype=np.float32)
             axes = self._data_axes()
-            if axes is not None and x.ndim == len(axes):
+            if axes is None and x.ndim == len(info.shape) - 1 or axes is not None and x.ndim == len(axes):
                 x = x[None]
             elif axes is not None and x.ndim != len(axes) + ("N" in self.layout):
                 raise UsageError(f"Data for input '{info.name}' have shape {list(x.shape)}; expected "
@@ -385,7 +385,7 @@ def load(source: str | os.PathLike | bytes, *, runtime: str = "auto", provider: 
     post_spec = postprocess if postprocess is not None else manifest_.get("postprocess")
     try:
         pre = Preprocess.from_spec(pre_spec, session.inputs) if pre_spec else None
-        post = Postprocess.from_spec(post_spec, session.outputs, labels) if post_spec else None
+        post = Postprocess.from_spec(post_spec or {}, session.outputs, labels) if post_spec is not None or labels else None
     except Exception:
         session.close()
         raise

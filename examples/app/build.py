@@ -109,16 +109,16 @@ def export_onnx(module, spec: str, input_shape: str, out: Path) -> Path:
 
 
 def convert_tflite(onnx_path: Path, out: Path) -> Path:
-    """ONNX → TFLite with edgekit's own compiler, or TfliteUnavailable with the reason."""
+    """ONNX → TFLite with edgekit's own compiler (validated against ONNX Runtime), or TfliteUnavailable."""
     try:
-        from edgekit.converters.tflite import convert
+        from edgekit.convert import convert
     except ImportError as exc:
-        raise TfliteUnavailable(f"edgekit.converters.tflite has no convert() yet ({exc})") from exc
+        raise TfliteUnavailable(f"edgekit's TFLite compiler is not available yet ({exc})") from exc
     from edgekit.errors import EdgekitError
     try:
-        convert(onnx_path, out)
+        convert(onnx_path, out, force=True)
     except EdgekitError as exc:
-        raise TfliteUnavailable(f"edgekit.converters.tflite cannot convert {onnx_path.name}: {exc}") from exc
+        raise TfliteUnavailable(f"edgekit.converters.tflite cannot convert {onnx_path.name} yet: {exc}") from exc
     return out
 
 
