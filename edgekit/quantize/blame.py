@@ -1,8 +1,8 @@
 """Which layer lost the accuracy: per-layer SQNR of the quantized model's tensors against their float twins,
 and the measured effect of keeping each of the worst layers in float.
 
-For static QDQ a layer's *local* SQNR compares its output before and after its own Quantize/Dequantize pair
-(the error that layer adds); for dynamic and FP16 models it is derived from how much noise the layer adds
+For static QDQ a layer's *local* SQNR is that of its float output against the same values passed through
+the output's Quantize/Dequantize pair (the error that layer adds), averaged over channels; for dynamic and FP16 models it is derived from how much noise the layer adds
 on top of its inputs' noise. The cumulative SQNR compares the tensor with the float model's.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ class LayerBlame:
     op_type: str
     module: str | None
     local_sqnr_db: float
-    sqnr_db: float  # cumulative, against the float model
+    sqnr_db: float  # cumulative, against the float model (mean over channels)
     drop_if_float: float | None = None  # the accuracy metric's drop with only this layer kept in float
 
     @property
@@ -45,6 +45,23 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     if noise == 0:
         return float("inf")
     return 10 * math.log10(signal / noise) if signal > 0 else float("-inf")
+
+
+def channel_sqnr_db(ref: np.ndarray, got: np.ndarray, cap: float = 100.0) -> float:
+    """Mean over channels (axis 1) of each channel's SQNR: one huge-range channel cannot hide that the
+    quantization step wiped out all the others, as it would in a whole-tensor SQNR."""
+    if ref.ndim < 2 or ref.shape[1] == 1:
+        return min(sqnr_db(ref, got), cap)
+    r = np.moveaxis(ref.astype(np.float64), 1, 0).reshape(ref.shape[1], -1)
+    g = np.moveaxis(got.astype(np.float64), 1, 0).reshape(ref.shape[1], -1)
+    signal = np.sum(r ** 2, axis=1)
+    noise = np.sum((r - g) ** 2, axis=1)
+    live = signal > 0
+    if not live.any():
+        return cap
+    with np.errstate(divide="ignore"):
+        per = np.where(noise[live] > 0, 10 * np.log10(signal[live] / np.maximum(noise[live], 1e-300)), cap)
+    return float(np.mean(np.minimum(per, cap)))
 
 
 def _float_tensors(proto) -> dict[str, object]:
@@ -99,13 +116,18 @@ def layer_sensitivity(float_proto, quant_proto, batches: list[dict], *, threads:
     qparams: dict[str, tuple] = {}
     inits = {t.name: t for t in quant_proto.graph.initializer}
     for n in qnodes:
-        if n.op_type == "QuantizeLinear" and n.input[0] in float_types:
-            dq = next((c for c in consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"), None)
-            if dq is not None:
-                dq_of[n.input[0]] = dq.output[0]
-            params = _qparams(n, inits)
-            if params is not None:
-                qparams[n.input[0]] = params
+        if n.op_type != "QuantizeLinear":
+            continue
+        dq = next((c for c in consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"), None)
+        # a quantized graph output keeps its name on the DequantizeLinear; the value before Q is renamed
+        name = n.input[0] if n.input[0] in float_types else (dq.output[0] if dq is not None else None)
+        if name not in float_types:
+            continue
+        if dq is not None and dq.output[0] != name:
+            dq_of[name] = dq.output[0]
+        params = _qparams(n, inits)
+        if params is not None:
+            qparams[name] = params
     qnames = {o for n in qnodes for o in n.output} | {i.name for i in quant_proto.graph.input}
     ref = _run_exposing(float_proto, tensors, batches, threads)
     wanted = [t for t in tensors if t in qnames] + list(dq_of.values())
@@ -118,7 +140,7 @@ def layer_sensitivity(float_proto, quant_proto, batches: list[dict], *, threads:
     for t in tensors:
         value = seen(t)
         if t in ref and value is not None and value.size == ref[t].size:
-            cumulative[t] = sqnr_db(ref[t], value)
+            cumulative[t] = channel_sqnr_db(ref[t], value)
     rows = []
     for node in nodes:
         outs = [o for o in node.output if o in cumulative]
@@ -127,7 +149,7 @@ def layer_sensitivity(float_proto, quant_proto, batches: list[dict], *, threads:
         out = outs[0]
         if out in qparams and out in ref:
             # the error this tensor's own Quantize/Dequantize adds to the float model's values
-            local = sqnr_db(ref[out], _fake_quant(ref[out], *qparams[out]))
+            local = channel_sqnr_db(ref[out], _fake_quant(ref[out], *qparams[out]))
         else:
             ins = [cumulative[i] for i in node.input if i in cumulative]
             local = _added_noise_db(cumulative[out], min(ins) if ins else float("inf"))

@@ -83,3 +83,9 @@ def lenet_digits(tmp_path_factory):
     data = root / "digits.npz"
     np.savez(data, image=np.concatenate([x[:240], x[-HELD_OUT:]]), labels=np.concatenate([y[:240], y[-HELD_OUT:]]))
     return onnx_path, data, acc
+
+
+@pytest.fixture(scope="session")
+def exporter():
+    """export_onnx, for tests that export their own trained modules."""
+    return export_onnx
