@@ -13,7 +13,8 @@ from rich.markup import escape
 from edgekit.errors import EdgekitError, InternalError, UsageError
 
 console = Console(stderr=True, highlight=False)   # human output and progress go to stderr...
-out = Console(highlight=False, soft_wrap=True)    # ...and tables to stdout
+out = Console(highlight=False, soft_wrap=True,   # ...and tables to stdout (wide when piped to a file)
+              width=None if sys.stdout.isatty() else 160)
 
 
 def json_option(f):

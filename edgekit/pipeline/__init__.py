@@ -1,0 +1,327 @@
+"""`edgekit pipeline`: export → optimize → every variant → validate → bench → one report that says what to ship.
+
+Each step is cached by content hash in the output directory, so a re-run only redoes what changed. A variant
+whose step is missing or fails is reported as unavailable with the reason, never hidden.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekit.errors import EdgekitError, GateError, UsageError
+from edgekit.fileio import atomic_write, clean_stale_temps
+from edgekit.pipeline.cache import StepCache
+from edgekit.pipeline.config import RUNTIME_OF, VARIANTS, PipelineConfig, load_config
+
+#: the variant each variant is made from (None: made from the exported model)
+PARENT = {"onnx-fp32": None, "onnx-int8": "onnx-fp32", "onnx-int8-dynamic": "onnx-fp32", "onnx-fp16": "onnx-fp32",
+          "tflite-fp32": "onnx-fp32", "tflite-fp16": "onnx-fp16", "tflite-dynamic": "onnx-int8-dynamic",
+          "tflite-int8": "onnx-int8"}
+
+
+@dataclass
+class Variant:
+    name: str
+    path: Path | None = None
+    status: str = "pending"      # ok | failed gate | unavailable | failed
+    reason: str = ""
+    cached: bool = False
+    build_s: float = 0.0
+    details: dict = field(default_factory=dict)
+    accuracy: dict = field(default_factory=dict)
+    bench: list = field(default_factory=list)   # one entry per thread setting / provider
+
+    @property
+    def fmt(self) -> str:
+        return VARIANTS[self.name][0]
+
+
+def pipeline(source: str, output_dir: str | Path = "edgekit-out", *, overrides: dict | None = None,
+             notify: Callable[[str, str], None] = lambda step, state: None) -> dict:
+    """Run the whole pipeline for CONFIG.toml or SPEC; returns the report dict (also written to output_dir)."""
+    config = load_config(source, overrides)
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"The output directory '{out}' is a file.", hint="Choose another --output-dir.")
+    out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out)
+    run = _Run(config, out, StepCache(out), notify)
+    started = time.perf_counter()
+    variants = {name: Variant(name) for name in _with_parents(config.variants)}
+    run.export()
+    for name in variants:
+        run.build(variants[name], variants)
+    chosen = [variants[n] for n in config.variants]
+    run.evaluate(chosen)
+    run.benchmark(chosen)
+    from edgekit.pipeline.report import recommend, write_reports
+    best = recommend(chosen, config)
+    report = run.report(chosen, best, time.perf_counter() - started)
+    report["output_dir"] = str(out)
+    if best is not None:
+        dest = out / f"best{best.path.suffix}"
+        atomic_write(dest, best.path.read_bytes())
+        report["best_path"] = str(dest)
+    write_reports(report, out)
+    return report
+
+
+def _with_parents(names: list[str]) -> list[str]:
+    ordered: list[str] = []
+
+    def add(name):
+        parent = PARENT[name]
+        if parent:
+            add(parent)
+        if name not in ordered:
+            ordered.append(name)
+    for name in names:
+        add(name)
+    return ordered
+
+
+class _Run:
+    def __init__(self, config: PipelineConfig, out: Path, cache: StepCache, notify):
+        self.config, self.out, self.cache, self.notify = config, out, cache, notify
+        self.exported: Path | None = None
+        self.export_info: dict = {}
+
+    # ---------------------------------------------------------------- steps
+    def _step(self, step: str, settings: dict, inputs: list, artifact: Path, make: Callable[[], dict]):
+        key = self.cache.key(step, settings, inputs)
+        record = self.cache.lookup(step, key, artifact)
+        if record is not None:
+            self.notify(step, "cached")
+            return record["result"], True
+        self.notify(step, "running")
+        result = make()
+        self.cache.store(step, key, artifact, result)
+        self.notify(step, "done")
+        return result, False
+
+    def export(self) -> None:
+        from edgekit.converters.torch_export import export
+        c = self.config
+        artifact = self.out / "model.onnx"
+        spec = c.spec if c.spec.startswith("zoo:") or ":" not in c.spec else _spec_path(c)
+        spec_file = spec.split(":")[0] if ":" in spec and not spec.startswith("zoo:") else None
+        settings = {"spec": c.spec, "input_shapes": c.input_shapes}
+        result, _ = self._step("export", settings, [spec_file, c.path(c.weights)], artifact,
+                               lambda: export(spec, artifact, weights=c.path(c.weights), input_shapes=c.input_shapes or None,
+                                              force=True).as_dict())
+        self.exported, self.export_info = artifact, result
+
+    def build(self, variant: Variant, variants: dict) -> None:
+        parent = variants.get(PARENT[variant.name]) if PARENT[variant.name] else None
+        if parent is not None and parent.status in ("unavailable", "failed"):
+            variant.status, variant.reason = "unavailable", f"needs {parent.name}, which is {parent.status}: {parent.reason}"
+            return
+        source = parent.path if parent is not None else self.exported
+        suffix = ".onnx" if variant.fmt == "onnx" else ".tflite"
+        artifact = self.out / f"{variant.name}{suffix}"
+        maker = getattr(self, "_make_" + variant.name.replace("-", "_"))
+        settings = _variant_settings(variant.name, self.config)
+        inputs = [source, self.config.path(self.config.calibration), self.config.path(self.config.eval)]
+        t0 = time.perf_counter()
+        try:
+            details, cached = self._step(variant.name, settings, inputs, artifact, lambda: maker(source, artifact))
+        except ImportError as exc:
+            variant.status, variant.reason = "unavailable", f"this edgekit install lacks the step ({exc})"
+            self.notify(variant.name, "unavailable")
+            return
+        except EdgekitError as exc:
+            variant.status = "unavailable" if exc.exit_code in (4, 7) else "failed"
+            variant.reason = f"{exc.title}: {exc.message}"
+            self.notify(variant.name, variant.status)
+            return
+        variant.path, variant.details, variant.cached, variant.status = artifact, details, cached, "ok"
+        variant.build_s = time.perf_counter() - t0
+
+    def _make_onnx_fp32(self, source: Path, artifact: Path) -> dict:
+        from edgekit.optimize import optimize
+        try:
+            return {"optimize": optimize(source, artifact, force=True).as_dict()}
+        except EdgekitError as exc:  # an optimization that cannot be verified is skipped, not shipped
+            atomic_write(artifact, source.read_bytes())
+            return {"optimize": None, "note": f"optimization skipped ({exc.message}); the exported model is used as is"}
+
+    def _quantize(self, mode: str, source: Path, artifact: Path) -> dict:
+        from edgekit.quantize import quantize
+        c = self.config
+        calib = c.path(c.calibration) or "random"
+        result = quantize(source, artifact, mode=mode, calib=calib, preprocess=c.path(c.preprocess),
+                          eval_data=c.path(c.eval), max_drop=c.max_drop if mode == "static" else None,
+                          allow_slower=True, threads=max(c.threads), force=True)
+        return result.as_dict()
+
+    def _make_onnx_int8(self, source, artifact):
+        return self._quantize("static", source, artifact)
+
+    def _make_onnx_int8_dynamic(self, source, artifact):
+        return self._quantize("dynamic", source, artifact)
+
+    def _make_onnx_fp16(self, source, artifact):
+        return self._quantize("fp16", source, artifact)
+
+    def _convert(self, source: Path, artifact: Path) -> dict:
+        from edgekit.convert import convert
+        result = convert(source, artifact, force=True)
+        return result.as_dict() if hasattr(result, "as_dict") else dict(result)
+
+    _make_tflite_fp32 = _make_tflite_fp16 = _make_tflite_dynamic = _make_tflite_int8 = _convert
+
+    # ---------------------------------------------------------------- accuracy
+    def evaluate(self, variants: list[Variant]) -> None:
+        """Run every built variant on the same evaluation inputs; score against labels or the float model."""
+        from edgekit import runtimes
+        from edgekit.compare import adapt_input, adapt_output
+        from edgekit.metrics import diff
+        self.notify("evaluate", "running")
+        reference_path = next((v.path for v in variants if v.name == "onnx-fp32" and v.path), self.exported)
+        with runtimes.load(reference_path, runtime="onnxruntime", provider="cpu") as ref_sess:
+            feeds, labels, described = _evaluation_set(self.config, ref_sess)
+            reference = _run_rows(ref_sess, feeds, lambda a, i: a, lambda a, i: a)
+        self.eval_description = described
+        for v in variants:
+            if v.status != "ok":
+                continue
+            try:
+                with runtimes.load(v.path, runtime=RUNTIME_OF[v.fmt], provider="cpu") as sess:
+                    got = _run_rows(sess, feeds, adapt_input, adapt_output)
+            except EdgekitError as exc:
+                v.status, v.reason = "failed", f"could not run on the evaluation set: {exc.message}"
+                continue
+            name = next(iter(reference))
+            d = diff(name, reference[name], got[name])
+            acc = {"cosine": d.cosine, "sqnr_db": d.sqnr_db, "max_abs": d.max_abs, "top1_agreement": d.top1_agreement}
+            if labels is not None and reference[name].ndim == 2:
+                acc["accuracy"] = float(np.mean(got[name].argmax(1) == labels))
+                acc["float_accuracy"] = float(np.mean(reference[name].argmax(1) == labels))
+                acc["metric"], acc["value"], acc["float_value"] = "accuracy", acc["accuracy"], acc["float_accuracy"]
+            elif d.top1_agreement is not None:
+                acc["metric"], acc["value"], acc["float_value"] = "top-1 agreement", d.top1_agreement, 1.0
+            else:
+                acc["metric"], acc["value"], acc["float_value"] = "cosine", d.cosine, 1.0
+            acc["delta"] = acc["value"] - acc["float_value"]
+            v.accuracy = acc
+        self.notify("evaluate", "done")
+
+    # ---------------------------------------------------------------- speed
+    def benchmark(self, variants: list[Variant]) -> None:
+        from edgekit.bench import bench
+        ready = [v for v in variants if v.status == "ok"]
+        if not ready:
+            return
+        c = self.config
+        for provider in c.providers:
+            for threads in c.threads:
+                step = f"bench ({provider}, {threads} threads)"
+                self.notify(step, "running")
+                for v in ready:
+                    if v.fmt == "tflite" and provider != "cpu":
+                        continue
+                    report = bench([v.path], runtime=RUNTIME_OF[v.fmt], provider=provider, threads=threads,
+                                   runs=c.runs, min_time=None if c.runs else c.min_time, keep_going=True,
+                                   samples=False, time_limit=60)
+                    result = report["models"][0]
+                    if result["status"] != "ok":
+                        v.bench.append({"provider": provider, "threads": threads, "error": result.get("error")})
+                        continue
+                    lat = result["latency"]
+                    v.bench.append({"provider": result["provider"], "runtime": result["runtime"], "threads": threads,
+                                    "p50_ms": lat["p50_ms"], "p90_ms": lat["p90_ms"],
+                                    "throughput": result["throughput"]["inferences_per_s"],
+                                    "peak_memory": result.get("memory"), "environment": report["environment"]})
+                self.notify(step, "done")
+
+    # ---------------------------------------------------------------- report
+    def report(self, variants: list[Variant], best: Variant | None, elapsed: float) -> dict:
+        from edgekit.envinfo import fingerprint
+        float_p50 = {}
+        for v in variants:
+            if v.name == "onnx-fp32":
+                float_p50 = {(b["provider"], b["threads"]): b["p50_ms"] for b in v.bench if "p50_ms" in b}
+        rows = []
+        for v in variants:
+            fmt, precision, how = VARIANTS[v.name]
+            base = {"variant": v.name, "format": fmt, "precision": precision, "made_by": how,
+                    "size_mb": v.path.stat().st_size / 1e6 if v.path else None, "status": v.status,
+                    "reason": v.reason, "cached": v.cached, "path": str(v.path) if v.path else None,
+                    "accuracy": v.accuracy, "details": v.details}
+            if not v.bench:
+                rows.append(base | {"runtime": RUNTIME_OF[fmt], "provider": None, "threads": None,
+                                    "p50_ms": None, "p90_ms": None, "throughput": None, "speedup": None})
+            for b in v.bench:
+                ref = float_p50.get((b.get("provider"), b["threads"]))
+                rows.append(base | {"runtime": b.get("runtime", RUNTIME_OF[fmt]), "provider": b.get("provider"),
+                                    "threads": b["threads"], "p50_ms": b.get("p50_ms"), "p90_ms": b.get("p90_ms"),
+                                    "throughput": b.get("throughput"),
+                                    "speedup": ref / b["p50_ms"] if ref and b.get("p50_ms") else None,
+                                    "bench_error": b.get("error")})
+        return {"edgekit_pipeline": 1, "config": self.config.as_dict(), "export": self.export_info,
+                "evaluation": getattr(self, "eval_description", ""), "rows": rows,
+                "best": best.name if best else None,
+                "best_reason": _best_reason(best, self.config) if best else
+                "no variant met the accuracy gate and latency budget",
+                "environment": fingerprint(threads=max(self.config.threads)), "elapsed_s": elapsed}
+
+
+def _spec_path(c: PipelineConfig) -> str:
+    target, factory = c.spec.rsplit(":", 1)
+    if target.endswith(".py"):
+        return f"{c.path(target)}:{factory}"
+    return c.spec
+
+
+def _variant_settings(name: str, c: PipelineConfig) -> dict:
+    settings = {"variant": name}
+    if name.startswith("onnx-int8") or name == "onnx-fp16":
+        settings.update(max_drop=c.max_drop, threads=max(c.threads), preprocess=c.preprocess)
+    return settings
+
+
+def _best_reason(best: Variant, c: PipelineConfig) -> str:
+    b = min((x for x in best.bench if "p50_ms" in x), key=lambda x: x["p50_ms"])
+    words = f"fastest variant within the accuracy gate (max drop {c.max_drop:.3g})"
+    if c.latency_budget_ms:
+        words += f" and the {c.latency_budget_ms} ms latency budget"
+    return f"{words}: p50 {b['p50_ms']:.3f} ms on {b['runtime']} ({b['threads']} threads)"
+
+
+def _evaluation_set(config: PipelineConfig, sess) -> tuple[list[dict], np.ndarray | None, str]:
+    """Rows of feeds (batch 1 or the model's batch) and labels if the eval data has them."""
+    from edgekit.inputs import load_npz, random_inputs
+    if config.eval:
+        path = config.path(config.eval)
+        with np.load(path, allow_pickle=False) as data:
+            labels = data["labels"][: config.eval_samples] if "labels" in data.files else None
+        arrays = load_npz(path, sess.inputs)
+        n = min(len(next(iter(arrays.values()))), config.eval_samples)
+        rows = [{k: v[i:i + 1] for k, v in arrays.items()} for i in range(n)]
+        return rows, labels, f"{n} samples from {config.eval}" + (" with labels" if labels is not None else "")
+    rows = [random_inputs(sess.inputs, seed=1000 + i, batch=1) for i in range(min(config.eval_samples, 64))]
+    return rows, None, (f"{len(rows)} seeded random inputs (no eval data given: metrics compare each variant "
+                        f"with the float model, not with ground truth)")
+
+
+def _run_rows(sess, rows: list[dict], adapt_in, adapt_out) -> dict[str, np.ndarray]:
+    outputs: dict[str, list] = {}
+    for feeds in rows:
+        ordered = [adapt_in(feeds[i.name] if i.name in feeds else list(feeds.values())[k], i)
+                   for k, i in enumerate(sess.inputs)]
+        result = sess.run(ordered)
+        for k, info in enumerate(sess.outputs):
+            outputs.setdefault(f"out{k}", []).append(adapt_out(result[info.name], info))
+    return {k: np.concatenate(v) for k, v in outputs.items()}
+
+
+def dumps(report: dict) -> str:
+    return json.dumps(report, indent=2, default=str)
+
+
+__all__ = ["pipeline", "VARIANTS"]

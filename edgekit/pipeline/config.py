@@ -1,0 +1,117 @@
+"""Pipeline configuration: a TOML file, or defaults for `zoo:NAME`."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgekit.errors import UsageError
+
+#: variant name → (format, precision, how it is made)
+VARIANTS = {
+    "onnx-fp32": ("onnx", "fp32", "export + optimize"),
+    "onnx-int8": ("onnx", "int8 static QDQ", "quantize --mode static"),
+    "onnx-int8-dynamic": ("onnx", "int8 dynamic", "quantize --mode dynamic"),
+    "onnx-fp16": ("onnx", "fp16", "quantize --mode fp16"),
+    "tflite-fp32": ("tflite", "fp32", "convert onnx-fp32"),
+    "tflite-fp16": ("tflite", "fp16 weights", "convert onnx-fp32 --precision fp16"),
+    "tflite-dynamic": ("tflite", "int8 dynamic-range", "convert onnx-int8-dynamic"),
+    "tflite-int8": ("tflite", "int8 full-integer", "convert onnx-int8"),
+}
+RUNTIME_OF = {"onnx": "onnxruntime", "tflite": "litert"}
+
+
+@dataclass
+class PipelineConfig:
+    spec: str
+    weights: str | None = None
+    input_shapes: list[str] = field(default_factory=list)
+    calibration: str = "random"          # .npz / .npy directory / image directory, or "random"
+    preprocess: str | None = None        # preprocessing spec for image directories
+    eval: str | None = None              # .npz keyed by input name, optional `labels`
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    threads: list[int] = field(default_factory=lambda: [2])
+    providers: list[str] = field(default_factory=lambda: ["cpu"])
+    runs: int | None = None
+    min_time: float = 1.0
+    max_drop: float = 0.01               # accuracy gate: at most this drop (absolute, 0..1) vs float
+    latency_budget_ms: float | None = None
+    fail_below: float | None = None      # exit non-zero when the recommended variant's metric is below this
+    eval_samples: int = 200
+    base_dir: str = "."                  # paths in the config are relative to the config file
+
+    def path(self, value: str | None) -> str | None:
+        if value is None or value == "random" or value.startswith("zoo:"):
+            return value
+        p = Path(value)
+        return str(p if p.is_absolute() else Path(self.base_dir) / p)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_config(source: str, overrides: dict | None = None) -> PipelineConfig:
+    """Read CONFIG.toml, or build defaults for zoo:NAME / any export SPEC; apply CLI overrides."""
+    if source.endswith(".toml"):
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"The pipeline config '{source}' does not exist.", hint="Check the path.")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"The pipeline config '{source}' is not valid TOML: {exc}.",
+                             hint="See examples/pipeline/*.toml for the format.") from exc
+        config = _from_toml(raw, source)
+        config.base_dir = str(path.parent)
+    else:
+        config = PipelineConfig(spec=source)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            setattr(config, key, value)
+    _check(config)
+    return config
+
+
+_SECTIONS = {
+    "model": {"spec": "spec", "weights": "weights", "input_shapes": "input_shapes"},
+    "data": {"calibration": "calibration", "preprocess": "preprocess", "eval": "eval", "eval_samples": "eval_samples"},
+    "variants": {"include": "variants"},
+    "bench": {"threads": "threads", "providers": "providers", "runs": "runs", "min_time": "min_time"},
+    "gate": {"max_drop": "max_drop", "latency_budget_ms": "latency_budget_ms", "fail_below": "fail_below"},
+}
+
+
+def _from_toml(raw: dict, source: str) -> PipelineConfig:
+    unknown = [k for k in raw if k not in _SECTIONS]
+    values = {}
+    for section, keys in _SECTIONS.items():
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise UsageError(f"In '{source}', [{section}] must be a table.")
+        unknown += [f"{section}.{k}" for k in table if k not in keys]
+        values.update({keys[k]: v for k, v in table.items() if k in keys})
+    if unknown:
+        raise UsageError(f"Unknown keys in '{source}': {', '.join(unknown)}.",
+                         hint="Known: " + ", ".join(f"{s}.{k}" for s, ks in _SECTIONS.items() for k in ks) + ".")
+    if "spec" not in values:
+        raise UsageError(f"'{source}' has no [model] spec.", hint='Add: [model]\nspec = "zoo:lenet" (or file.py:factory).')
+    if isinstance(values.get("threads"), int):
+        values["threads"] = [values["threads"]]
+    return PipelineConfig(**values)
+
+
+def _check(config: PipelineConfig) -> None:
+    bad = [v for v in config.variants if v not in VARIANTS]
+    if bad:
+        raise UsageError(f"Unknown variants {bad}.", hint=f"Choose from: {', '.join(VARIANTS)}.")
+    if not config.variants:
+        raise UsageError("The pipeline has no variants to build.", hint="List at least one, e.g. onnx-fp32.")
+    if not 0 <= config.max_drop <= 1:
+        raise UsageError(f"max_drop must be a fraction between 0 and 1 (e.g. 0.01 for one point), got {config.max_drop}.")
+    if any(not isinstance(t, int) or t < 1 for t in config.threads):
+        raise UsageError(f"threads must be positive integers, got {config.threads}.")
+    for name in ("calibration", "eval", "weights", "preprocess"):
+        value = config.path(getattr(config, name))
+        if value and value != "random" and not Path(value).exists():
+            raise UsageError(f"The {name} path '{value}' does not exist.",
+                             hint="Paths in a config file are relative to the config file.")

@@ -1,0 +1,171 @@
+"""The pipeline report: the recommendation, and report.md / report.json / report.html with PNG plots."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from edgekit.fileio import atomic_write
+
+COLUMNS = [("variant", "variant"), ("format", "format"), ("runtime", "runtime/provider"), ("precision", "precision"),
+           ("size_mb", "size (MB)"), ("p50_ms", "p50 (ms)"), ("p90_ms", "p90 (ms)"), ("throughput", "inf/s"),
+           ("speedup", "speedup vs float"), ("metric", "metric"), ("value", "value"), ("delta", "Δ vs float"),
+           ("status", "status")]
+
+
+def recommend(variants, config):
+    """The fastest variant (best p50 over thread settings) within the accuracy gate and latency budget.
+
+    Variants that miss the gate are marked 'failed gate' with the reason, in place.
+    """
+    candidates = []
+    for v in variants:
+        if v.status != "ok":
+            continue
+        delta = v.accuracy.get("delta")
+        if delta is not None and -delta > config.max_drop + 1e-12:
+            v.status = "failed gate"
+            v.reason = f"{v.accuracy['metric']} drops by {-delta:.4f}, more than max_drop {config.max_drop}"
+            continue
+        p50s = [b["p50_ms"] for b in v.bench if "p50_ms" in b]
+        if not p50s:
+            v.status, v.reason = "failed", "could not be benchmarked: " + "; ".join(
+                str((b.get("error") or {}).get("message", b.get("error"))) for b in v.bench)
+            continue
+        if config.latency_budget_ms and min(p50s) > config.latency_budget_ms:
+            v.status = "failed gate"
+            v.reason = f"p50 {min(p50s):.3f} ms is over the {config.latency_budget_ms} ms budget"
+            continue
+        candidates.append((min(p50s), v))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: c[0])[1]
+
+
+def cell(row: dict, key: str) -> str:
+    acc = row.get("accuracy") or {}
+    value = acc.get(key) if key in ("metric", "value", "delta") else row.get(key)
+    if key == "runtime":
+        return f"{row['runtime']}/{row['provider']} ({row['threads']}t)" if row.get("provider") else row["runtime"]
+    if key == "status":
+        return row["status"] + (f" ({short_reason(row['reason'])})" if row.get("reason") else "")
+    if value is None:
+        return "–"
+    if key == "speedup":
+        return f"{value:.2f}×"
+    if key == "delta":
+        return f"{value:+.4f}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if key == "value" else f"{value:.3f}" if value < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def short_reason(reason: str, limit: int = 90) -> str:
+    first = reason.strip().splitlines()[0] if reason.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def reasons(report: dict) -> list[tuple[str, str]]:
+    """(variant, full reason) for every variant that is not ok, once each."""
+    seen = {}
+    for row in report["rows"]:
+        if row.get("reason") and row["variant"] not in seen:
+            seen[row["variant"]] = row["reason"]
+    return list(seen.items())
+
+
+def write_reports(report: dict, out: Path) -> None:
+    plots = _plots(report, out)
+    report["plots"] = [p.name for p in plots]
+    atomic_write(out / "report.json", json.dumps(report, indent=2, default=str))
+    atomic_write(out / "report.md", _markdown(report))
+    atomic_write(out / "report.html", _html(report, plots))
+
+
+def _markdown(report: dict) -> str:
+    lines = [f"# edgekit pipeline report — {report['config']['spec']}", ""]
+    lines += [f"**Recommended: {report['best'] or 'none'}** — {report['best_reason']}.", "",
+              f"Evaluation: {report['evaluation']}.", "",
+              "| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in report["rows"]:
+        lines.append("| " + " | ".join(cell(row, k).replace("|", "/") for k, _ in COLUMNS) + " |")
+    if reasons(report):
+        lines += ["", "## Why some variants are not ok", ""]
+        for variant, reason in reasons(report):
+            lines += [f"### {variant}", "", "```", reason, "```", ""]
+    env = report["environment"]
+    lines += ["", f"Machine: {env.get('cpu', {}).get('model', '?') if isinstance(env.get('cpu'), dict) else env.get('cpu', '?')}; "
+              f"elapsed {report['elapsed_s']:.1f} s.", ""]
+    lines += [f"![{p}]({p})" for p in report.get("plots", [])]
+    return "\n".join(lines) + "\n"
+
+
+def _html(report: dict, plots: list[Path]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in COLUMNS)
+    body = []
+    for row in report["rows"]:
+        cls = "ok" if row["status"] == "ok" else "bad"
+        best = " best" if row["variant"] == report["best"] else ""
+        body.append(f'<tr class="{cls}{best}">' + "".join(f"<td>{html.escape(cell(row, k))}</td>" for k, _ in COLUMNS)
+                    + "</tr>")
+    images = "".join(
+        f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>" for p in plots)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>edgekit report — {html.escape(report['config']['spec'])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px}}tr.bad td{{color:#a33}}tr.best td{{font-weight:bold;background:#efe}}
+figure{{display:inline-block;margin:1em}}img{{max-width:560px}}</style></head>
+<body><h1>edgekit pipeline report — {html.escape(report['config']['spec'])}</h1>
+<p><b>Recommended: {html.escape(str(report['best'] or 'none'))}</b> — {html.escape(report['best_reason'])}.</p>
+<p>Evaluation: {html.escape(report['evaluation'])}.</p>
+<table id="variants"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<div id="plots">{images}</div>
+{"".join(f"<h3>{html.escape(v)}</h3><pre>{html.escape(r)}</pre>" for v, r in reasons(report))}
+</body></html>
+"""
+
+
+def _plots(report: dict, out: Path) -> list[Path]:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    rows = [r for r in report["rows"] if r.get("p50_ms") is not None]
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        value = (r.get("accuracy") or {}).get("value")
+        if value is None:
+            continue
+        ax.scatter(r["p50_ms"], value, s=60, marker="*" if r["variant"] == report["best"] else "o")
+        ax.annotate(f"{r['variant']} ({r['threads']}t)", (r["p50_ms"], value), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    metric = next(((r.get("accuracy") or {}).get("metric") for r in rows if r.get("accuracy")), "metric")
+    ax.set_xlabel("p50 latency (ms)")
+    ax.set_ylabel(metric)
+    ax.set_title("latency vs accuracy")
+    ax.grid(alpha=0.3)
+    paths.append(_save(fig, out / "latency_vs_accuracy.png"))
+    sizes = {}
+    for r in report["rows"]:
+        if r.get("size_mb") is not None:
+            sizes[r["variant"]] = r["size_mb"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.barh(list(sizes), list(sizes.values()), color="#4a7")
+    ax.set_xlabel("size (MB)")
+    ax.set_title("model size by variant")
+    fig.tight_layout()
+    paths.append(_save(fig, out / "size_by_variant.png"))
+    plt.close("all")
+    return paths
+
+
+def _save(fig, dest: Path) -> Path:
+    def write(tmp):
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    atomic_write(dest, write)
+    return dest
