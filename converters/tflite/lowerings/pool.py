@@ -10,7 +10,7 @@ from edgekit.converters.tflite.registry import Unsupported, lowering
 LOWEST = float(np.finfo(np.float32).min)
 
 
-def _pool(b, code, x, kernel_shape, strides, pads, auto_pad, dilations, pad_value):
+def _pool(b, code, x, kernel_shape, strides, pads, auto_pad, dilations, pad_value, include_pad=False):
     """Pool with SAME/VALID when TFLite's rule matches ONNX, else an explicit PAD(V2) first."""
     require_rank(x, 4, "2-D pooling (4-D input)")
     if any(d != 1 for d in dilations or [1, 1]):
@@ -20,6 +20,8 @@ def _pool(b, code, x, kernel_shape, strides, pads, auto_pad, dilations, pad_valu
     ones = [1, 1]
     begins, ends = onnx_pads(spatial(x), kernel_shape, strides, ones, pads, auto_pad, spatial(y))
     padding = tflite_padding(spatial(x), kernel_shape, strides, ones, begins, ends, spatial(y))
+    if include_pad and any(begins + ends):
+        padding = None  # TFLite's SAME averages over the valid cells only
     src = b.t(x)
     if padding is None:
         if pad_value is None:
@@ -53,7 +55,7 @@ def average_pool(b, x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, d
         raise Unsupported("ceil_mode=1 with count_include_pad=1")
     has_pads = any(pads or []) or auto_pad in ("SAME_UPPER", "SAME_LOWER")
     _pool(b, "AVERAGE_POOL_2D", x, kernel_shape, strides, pads, auto_pad, dilations,
-          0.0 if count_include_pad or not has_pads and not ceil_mode else None)
+          0.0 if count_include_pad or not has_pads and not ceil_mode else None, include_pad=bool(count_include_pad))
 
 
 def _global(b, code, x):

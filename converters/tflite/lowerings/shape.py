@@ -158,7 +158,7 @@ def slice_10(b, x, starts, ends, axes=None, steps=None):
     _slice(b, x, const_of(starts, "starts"), const_of(ends, "ends"), const_of(axes, "axes"), const_of(steps, "steps"))
 
 
-@lowering("Gather", emits=("GATHER",))
+@lowering("Gather", emits=("GATHER", "RESHAPE"))
 def gather(b, x, indices, *, axis=0):
     index = const_of(indices, "indices").astype(np.int64)
     dim = int(x.shape[axis % x.rank])
@@ -167,7 +167,12 @@ def gather(b, x, indices, *, axis=0):
     if np.any((index < -dim) | (index >= dim)):
         raise Unsupported(f"indices out of range for a dimension of size {dim}")
     index = np.where(index < 0, index + dim, index).astype(np.int32)
-    b.emit("GATHER", [b.t(x), b.const(index, hint="indices")], [b.out(b.outputs[0])], axis=axis % x.rank)
+    y = b.outputs[0]
+    if index.ndim:
+        return b.emit("GATHER", [b.t(x), b.const(index, hint="indices")], [b.out(y)], axis=axis % x.rank)
+    gathered = b.temp([1 if i == axis % x.rank else d for i, d in enumerate(x.shape)], hint="gathered")
+    b.emit("GATHER", [b.t(x), b.const(index.reshape(1), hint="indices")], [gathered], axis=axis % x.rank)
+    b.emit("RESHAPE", [gathered, b.ints(y.shape)], [b.out(y)])
 
 
 def _pad(b, x, pads, value, mode, axes=None):

@@ -61,8 +61,8 @@ def _merge_transposes(g: TflGraph, first, second) -> bool:
 def _to_reshape(g: TflGraph, op) -> bool:
     perm = _perm_of(g, op)
     shape = g.tensors[op.inputs[0]].shape
-    moved = [shape[p] for p in perm if shape[p] != 1]
-    if moved != [d for d in shape if d != 1] or -1 in shape and shape.count(-1) > 1:
+    kept = [p for p in perm if shape[p] != 1]
+    if kept != sorted(kept) or shape.count(-1) > 1:
         return False
     out_shape = [shape[p] for p in perm]
     name = f"{op.origin}/as_reshape"
