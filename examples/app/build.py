@@ -145,6 +145,20 @@ def write_digit_samples(folder: Path, images: np.ndarray, labels: np.ndarray) ->
     return truth
 
 
+def to_toml(spec: dict) -> str:
+    """{labels, preprocess, postprocess} → TOML text (the few value types these settings use)."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)
+    lines = [f"labels = {value(spec['labels'])}"]
+    for table in ("preprocess", "postprocess"):
+        lines += ["", f"[{table}]"] + [f"{k} = {value(v)}" for k, v in spec[table].items()]
+    return "\n".join(lines) + "\n"
+
+
 def build(out: str | Path, *, seed: int = 0, tflite: bool = False, samples: int = 60, sign: str | None = None,
           encrypt: bool = False, key_file: str | None = None) -> dict:
     """Everything the device needs, in `out`: models, bundles, sample images and a sensor recording."""
@@ -166,20 +180,27 @@ def build(out: str | Path, *, seed: int = 0, tflite: bool = False, samples: int 
             report["tflite"] = "converted"
         except TfliteUnavailable as exc:
             report["tflite"] = f"unavailable: {exc}"
+    processing = {
+        "digits": {"labels": [str(d) for d in range(10)],
+                   "preprocess": {"kind": "image", "layout": "NCHW", "resize": [8, 8], "resize_method": "area",
+                                  "color": "gray", "scale": 1 / 255, "mean": [digits["mean"]], "std": [digits["std"]]},
+                   "postprocess": {"softmax": True, "top_k": 3}},
+        "activity": {"labels": list(ACTIVITIES),
+                     "preprocess": {"kind": "tensor", "layout": "NTC", "mean": activity["mean"], "std": activity["std"]},
+                     "postprocess": {"softmax": True, "top_k": 2}}}
+    for name, spec in processing.items():  # the same settings as files, for `edgekit bundle --preprocess FILE`
+        (out / f"{name}.toml").write_text(to_toml(spec))
     extra = {"sign": sign, "encrypt": encrypt, "key_file": key_file}
     report["bundles"] = {}
     for fmt, paths in formats.items():
         suffix = "" if fmt == "onnx" else f"-{fmt}"
-        report["bundles"][f"digits{suffix}"] = str(bundle(
-            paths["digits"], out / f"digits{suffix}.ekb", name="digits", force=True, labels=[str(d) for d in range(10)],
-            preprocess={"kind": "image", "layout": image_layout(paths["digits"]), "resize": [8, 8],
-                        "resize_method": "area", "color": "gray", "scale": 1 / 255, "mean": [digits["mean"]],
-                        "std": [digits["std"]]},
-            postprocess={"softmax": True, "top_k": 3}, **extra).path)
-        report["bundles"][f"activity{suffix}"] = str(bundle(
-            paths["activity"], out / f"activity{suffix}.ekb", name="activity", force=True, labels=list(ACTIVITIES),
-            preprocess={"kind": "tensor", "layout": "NTC", "mean": activity["mean"], "std": activity["std"]},
-            postprocess={"softmax": True, "top_k": 2}, **extra).path)
+        for name, spec in processing.items():
+            pre = dict(spec["preprocess"])
+            if pre["kind"] == "image":
+                pre["layout"] = image_layout(paths[name])  # a compiled model may take NHWC
+            report["bundles"][f"{name}{suffix}"] = str(bundle(
+                paths[name], out / f"{name}{suffix}.ekb", name=name, force=True, labels=spec["labels"],
+                preprocess=pre, postprocess=spec["postprocess"], **extra).path)
     report["samples"] = len(write_digit_samples(out / "digits", digits["test_images"][:samples],
                                                 digits["test_labels"][:samples]))
     readings, truth = sensors.make_stream(seed + 7, STREAM_SEGMENTS)
