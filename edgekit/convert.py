@@ -58,7 +58,7 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
     compiled = compile_onnx(in_path, parse_input_shapes(input_shapes), nhwc_io, source=f"'{Path(in_path).name}'")
     step("validating")
     started = time.perf_counter()
-    diffs = validate_tflite(in_path, compiled.to_bytes(), compiled.input_shapes, seed=seed)
+    diffs = validate_tflite(in_path, compiled.to_bytes(), compiled.input_shapes, compiled.io_layouts, seed=seed)
     passed = all(d.within(atol, rtol) for d in diffs)
     result = ConvertResult(str(in_path), str(out), to, compiled.seconds, time.perf_counter() - started, 0,
                            compiled.op_histogram, compiled.input_shapes, compiled.io_layouts, atol, rtol, passed,
@@ -94,7 +94,8 @@ def parse_input_shapes(shapes):
     return {n: d for n, d, _ in parsed} if named else [d for _, d, _ in parsed]
 
 
-def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, seed: int = 0, threads: int | None = 1):
+def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_layouts: dict | None = None,
+                    seed: int = 0, threads: int | None = 1):
     """Run ONNX Runtime and LiteRT on the same seeded inputs; one OutputDiff per output (ONNX layout)."""
     from edgekit import runtimes
     from edgekit.metrics import diff
@@ -108,8 +109,9 @@ def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, seed: 
             shape = [2 if d == -1 else d for d in input_shapes[info.name]]
             feeds[info.name] = rng.standard_normal(shape).astype(info.dtype)
         expected = ref.run(feeds)
-        got = lite.run({i.name: to_layout(feeds[i.name], i.layout) for i in lite.inputs})
-        layouts = {o.name: o.layout for o in lite.outputs}
+        layouts = {i.name: i.layout for i in lite.inputs + lite.outputs if i.layout}
+        layouts.update(io_layouts or {})
+        got = lite.run({i.name: to_layout(feeds[i.name], layouts.get(i.name)) for i in lite.inputs})
         return [diff(name, expected[name], from_layout(got[name], layouts.get(name))) for name in expected]
 
 

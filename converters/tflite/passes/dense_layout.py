@@ -73,13 +73,15 @@ def _dense_into_reshape(graph: Graph) -> bool:
     for relayout in graph.nodes:
         if relayout.op_type != "Relayout" or relayout.attrs.get("perm") is None:
             continue
-        reshape = producers.get(relayout.inputs[0])
         out = graph.values[relayout.outputs[0]]
+        after = _elementwise_chain(graph, relayout.inputs[0], producers, consumers, scalar_only=False)
+        reshape = producers.get(after[-1].inputs[0] if after else relayout.inputs[0])
         if reshape is None or reshape.op_type != "Reshape" or out.perm[0] != 0 \
-                or graph.sole_consumer(reshape.outputs[0], consumers) is not relayout:
+                or len(consumers.get(reshape.outputs[0], [])) != 1 or reshape.outputs[0] in graph.outputs:
             continue
-        dense = producers.get(reshape.inputs[0])
-        if dense is None or graph.sole_consumer(dense.outputs[0], consumers) is not reshape:
+        before = _elementwise_chain(graph, reshape.inputs[0], producers, consumers, scalar_only=True)
+        dense = producers.get(before[-1].inputs[0] if before else reshape.inputs[0])
+        if dense is None or len(consumers.get(dense.outputs[0], [])) != 1 or dense.outputs[0] in graph.outputs:
             continue
         y = graph.values[dense.outputs[0]]
         found = _dense_weight(graph, dense, 1)
@@ -87,17 +89,51 @@ def _dense_into_reshape(graph: Graph) -> bool:
             continue
         if not _bias_permutable(graph, dense, y.shape[1]):
             continue
-        weight, axis = found
-        order = logical_index(out.shape, out.perm)
-        _replace_const(graph, dense, 1, np.take(weight.const, order, axis=axis), "cols_nhwc")
-        if len(dense.inputs) > 2 and dense.inputs[2]:
-            bias = graph.values[dense.inputs[2]].const
-            if bias.size == y.shape[1]:
-                _replace_const(graph, dense, 2, bias.reshape(-1)[order].reshape(bias.shape), "bias_nhwc")
-        relayout.op_type, relayout.attrs, relayout.inputs = "PhysicalReshape", {}, [dense.outputs[0]]
-        graph.remove_nodes([reshape])
+        _permute_dense_outputs(graph, dense, found, logical_index(out.shape, out.perm), y.shape[1])
+        reshape.op_type, reshape.attrs, reshape.inputs = "PhysicalReshape", {}, [reshape.inputs[0]]
+        for node in [reshape] + after[::-1]:
+            graph.values[node.outputs[0]].perm = out.perm
+        for user in consumers.get(relayout.outputs[0], []):
+            user.inputs = [relayout.inputs[0] if i == relayout.outputs[0] else i for i in user.inputs]
+        graph.outputs = [relayout.inputs[0] if o == relayout.outputs[0] else o for o in graph.outputs]
+        graph.remove_nodes([relayout])
         return True
     return False
+
+
+def _permute_dense_outputs(graph: Graph, dense: Node, found, order, features: int) -> None:
+    weight, axis = found
+    _replace_const(graph, dense, 1, np.take(weight.const, order, axis=axis), "cols_nhwc")
+    if len(dense.inputs) > 2 and dense.inputs[2]:
+        bias = graph.values[dense.inputs[2]].const
+        if bias.size == features:
+            _replace_const(graph, dense, 2, bias.reshape(-1)[order].reshape(bias.shape), "bias_nhwc")
+
+
+def _elementwise_chain(graph: Graph, name: str, producers: dict, consumers: dict, scalar_only: bool) -> list:
+    """Producers of `name`, walking up, that are shape-preserving single-input ops in any layout (nearest first).
+
+    scalar_only: other inputs must be constant scalars (the values are not 4-D yet, so nothing can be permuted).
+    """
+    chain = []
+    node = producers.get(name)
+    while node is not None and _is_elementwise(graph, node, scalar_only) \
+            and len(consumers.get(node.outputs[0], [])) == 1 and node.outputs[0] not in graph.outputs:
+        chain.append(node)
+        node = producers.get(node.inputs[0])
+    return chain
+
+
+def _is_elementwise(graph: Graph, node: Node, scalar_only: bool) -> bool:
+    from edgekit.converters.tflite.registry import lookup
+    entry = lookup(node.op_type, graph.opset)
+    if entry is None or entry.layout != "any" or entry.out_perm is not None or len(node.outputs) != 1:
+        return False
+    x, y = graph.value(node.inputs[0]), graph.value(node.outputs[0])
+    if x is None or x.is_const or y.shape != x.shape:
+        return False
+    others = [graph.value(n) for n in node.inputs[1:] if n]
+    return all(v.is_const and (v.const.size == 1 or not scalar_only) for v in others)
 
 
 def _bias_permutable(graph: Graph, dense: Node, features: int) -> bool:
