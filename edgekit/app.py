@@ -235,6 +235,10 @@ class Model:
     source: str = ""
     checks: dict = field(default_factory=dict)  # what was verified when a bundle was opened
 
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i.name}:{'x'.join(str(d) for d in i.describe()['shape'])}" for i in self.inputs)
+        return f"<edgekit Model {self.source!r} on {self.session.runtime}/{self.session.provider} ({ins})>"
+
     @property
     def inputs(self):
         return self.session.inputs

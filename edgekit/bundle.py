@@ -308,7 +308,8 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
     entries = [(MANIFEST, manifest_bytes, zipfile.ZIP_DEFLATED)]
     if signer is not None:
         entries.append((SIGNATURE, signer.sign(manifest_bytes), zipfile.ZIP_STORED))
-    entries += [(fname, blob, zipfile.ZIP_STORED if encryption else zipfile.ZIP_DEFLATED) for fname, blob in files.items()]
+    # models are stored, not deflated: weights barely compress, and inflating costs more load time than reading
+    entries += [(fname, blob, zipfile.ZIP_STORED) for fname, blob in files.items()]
     with atomic_path(output) as tmp:
         with zipfile.ZipFile(tmp, "w") as zf:
             for fname, blob, method in entries:

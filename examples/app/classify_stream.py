@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -97,6 +98,9 @@ def main(argv=None) -> int:
                          "label": best.label, "score": round(best.score, 4)}
                 print(json.dumps(event) if args.json else
                       f"{event['time_s']:8.2f} s  {best.label:<10} {best.score:.3f}", flush=True)
+        except BrokenPipeError:  # the reader (e.g. `head`) stopped listening: a normal end for a stream
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
