@@ -138,12 +138,14 @@ class BenchJob:
     warmup: int = 5
     time_limit: float | None = None
     samples: bool = True
+    optimization: str | None = None  # ONNX Runtime graph-optimization level (None: ORT's default, all)
 
 
 def bench(models, *, runtime: str = "auto", provider: str = "auto", threads: int | None = None,
           batch: int | None = None, dims: dict | None = None, inputs: str | None = None, seed: int = 0,
           runs: int | None = None, min_time: float | None = None, warmup: int = 5, time_limit: float | None = None,
-          isolate: bool = True, keep_going: bool = False, samples: bool = True, progress=None) -> dict:
+          isolate: bool = True, keep_going: bool = False, samples: bool = True, optimization: str | None = None,
+          progress=None) -> dict:
     """Benchmark model files; returns a JSON-ready report (environment, settings, one entry per model, ratios).
 
     Each model is measured in a fresh Python process (`isolate=True`), so its peak memory is its own and one
@@ -185,7 +187,7 @@ def bench(models, *, runtime: str = "auto", provider: str = "auto", threads: int
     for index, model in enumerate(models):
         job = BenchJob(path=model, runtime=runtime, provider=provider, threads=threads, batch=batch,
                        dims=dict(dims or {}), inputs=inputs, seed=seed, runs=runs, min_time=min_time, warmup=warmup,
-                       time_limit=time_limit, samples=samples)
+                       time_limit=time_limit, samples=samples, optimization=optimization)
         notify({"index": index, "model": model, "phase": "start"})
         if isolate:
             result = _run_isolated(job, lambda ev, i=index, m=model: notify({"index": i, "model": m, **ev}))
@@ -203,7 +205,7 @@ def bench(models, *, runtime: str = "auto", provider: str = "auto", threads: int
         "settings": {"runtime": runtime, "provider": provider, "threads": threads, "batch": batch,
                      "dims": dict(dims or {}), "inputs": inputs or f"random (seed {seed})", "runs": runs,
                      "min_time": min_time if runs is None else None, "warmup": warmup, "time_limit": time_limit,
-                     "isolated": isolate},
+                     "isolated": isolate, "optimization": optimization},
         "models": results,
         "comparison": compare_results(results),
     }
@@ -410,7 +412,9 @@ def _run_job(job: BenchJob, notify) -> dict:
         t0 = time.perf_counter_ns()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fallbacks are reported through session.notes
-            session = runtimes.load(job.path, runtime=job.runtime, provider=job.provider, threads=job.threads)
+            extra = {"optimization": job.optimization} if job.optimization and fmt == "onnx" else {}
+            session = runtimes.load(job.path, runtime=job.runtime, provider=job.provider, threads=job.threads,
+                                    **extra)
         load_ms = (time.perf_counter_ns() - t0) / 1e6
         with session:
             if job.inputs:

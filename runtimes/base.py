@@ -60,6 +60,11 @@ class Session:
         """
         return functools.partial(self._run_prepared, prepared)
 
+    def describe(self) -> dict:
+        """Runtime, provider and I/O as plain data (for reports and --json)."""
+        return {"path": self.path, "runtime": self.runtime, "provider": self.provider, "threads": self.threads,
+                "inputs": [t.describe() for t in self.inputs], "outputs": [t.describe() for t in self.outputs]}
+
     def close(self) -> None:
         pass
 

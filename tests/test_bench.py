@@ -164,3 +164,14 @@ def test_bad_numbers_are_usage_errors(models, args, needle):
 def test_help(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output and "--json" in result.output
+
+
+def test_time_limit_in_bench_is_reported(tmp_path, models):
+    r = bench([models[0]], runs=1_000_000, warmup=0, time_limit=0.3)["models"][0]
+    assert r["status"] == "ok" and r["latency"]["stopped_early"] and r["latency"]["runs"] < 1_000_000
+    assert any("time limit" in n for n in r["notes"])
+
+
+def test_optimization_level_reaches_the_session(models):
+    r = bench([models[0]], runs=2, optimization="disable")
+    assert r["models"][0]["options"]["optimization"] == "disable"

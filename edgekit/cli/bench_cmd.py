@@ -47,6 +47,8 @@ def input_options(f):
 @click.option("--time-limit", type=float, default=None, metavar="S",
               help="Stop a model's timing after S seconds (results so far are kept and marked); a model still "
                    "busy 10 s later (e.g. stuck loading) is stopped and reported.")
+@click.option("--optimization", type=click.Choice(["disable", "basic", "extended", "all"]), default=None,
+              help="ONNX Runtime graph-optimization level (default: all).")
 @click.option("--samples", is_flag=True, help="Include every latency sample in the JSON.")
 @click.option("--in-process", is_flag=True,
               help="Measure in this process instead of one fresh process per model (memory figures then "
@@ -54,7 +56,7 @@ def input_options(f):
 @json_option
 @handle_errors
 def command(models, runtime, provider, threads, batch, dims, inputs, seed, runs, min_time, warmup, time_limit,
-            samples, in_process, json_path):
+            optimization, samples, in_process, json_path):
     """Benchmark MODEL files (.onnx, .tflite) on ONNX Runtime or LiteRT.
 
     Reports load time, first inference, latency (min/p50/p90/p99/mean/std), throughput, the peak memory the
@@ -76,7 +78,7 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, runs,
         report = bench(list(models), runtime=runtime, provider=provider, threads=threads, batch=batch,
                        dims=parse_dim_options(dims), inputs=inputs, seed=seed, runs=runs, min_time=min_time,
                        warmup=warmup, time_limit=time_limit, isolate=not in_process, keep_going=len(models) > 1,
-                       samples=samples, progress=progress.update)
+                       samples=samples, optimization=optimization, progress=progress.update)
     if json_path != "-":  # stdout carries the JSON alone then
         render(report)
     emit_json(report, json_path)

@@ -231,3 +231,21 @@ def test_missing_runtime_through_the_cli(conv_onnx):
     """, ("onnxruntime",), conv_onnx)
     assert proc.returncode == 7, proc.stderr
     assert "pip install" in proc.stderr and "onnxruntime" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cpu_fallback_under_cuda_is_loud(conv_onnx):
+    """The CUDA placement check, fed the placement ORT reports when some nodes cannot run on CUDA."""
+    from edgekit.runtimes.base import ProviderFallbackWarning
+    with runtimes.load(conv_onnx) as sess:
+        placement = {"cuda": [("Conv", "conv1")], "cpu": [("Shape", "s"), ("NonMaxSuppression", "nms")]}
+        with pytest.warns(ProviderFallbackWarning, match=r"1 of 3 compute node\(s\).*nms \[NonMaxSuppression\]"):
+            sess._note_cpu_fallback(placement)
+        assert "shape-arithmetic" in sess.notes[-1]
+        sess._note_cpu_fallback({"cuda": [("Conv", "c")], "cpu": [("Shape", "s")]})  # shape ops only: a note
+        assert "every compute node is on CUDA" in sess.notes[-1]
+
+
+def test_describe(conv_onnx):
+    with runtimes.load(conv_onnx, threads=1) as sess:
+        d = sess.describe()
+    assert d["runtime"] == "onnxruntime" and d["threads"] == 1 and d["inputs"][0]["shape"] == [1, 3, 8, 8]
