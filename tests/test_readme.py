@@ -22,6 +22,7 @@ def test_readme_examples_run(readme, tmp_path):
     if not blocks:
         pytest.skip(f"{readme.name} has no runnable shell examples")
     script = "set -euo pipefail\n" + "\n".join(blocks)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # examples refer to examples/... as from the repo root
     env_root = str(readme.parent)
     proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                           env={**__import__("os").environ, "EDGEKIT_EXAMPLES": env_root})
