@@ -464,7 +464,7 @@ def _tensor_census(fmt: str, data: bytes) -> dict:
             dtypes[name] = dtypes.get(name, 0) + 1
         quant_ops: dict[str, int] = {}
         for node in proto.graph.node:
-            if "Quant" in node.op_type or node.op_type.startswith("QLinear") or node.op_type.endswith("Integer"):
+            if "quant" in node.op_type.lower() or node.op_type.startswith("QLinear") or node.op_type.endswith("Integer"):
                 quant_ops[node.op_type] = quant_ops.get(node.op_type, 0) + 1
         return {"weight_dtypes": dtypes, "quant_ops": quant_ops}
     try:

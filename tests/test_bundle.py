@@ -497,3 +497,55 @@ def test_manifest_json_is_never_unpickled(onnx_model, tmp_path):
     with pytest.raises(InvalidModelError, match="not valid JSON"):
         edgekit.load(bad)
     assert not marker.exists()
+
+
+def test_quantization_ops_are_counted_from_the_graph(tmp_path):
+    import onnx
+    import onnx.parser
+    model = onnx.parser.parse_model("""<ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,4] x) => (float[1,4] y) {
+      q = QuantizeLinear(x, s, z)
+      y = DequantizeLinear(q, s, z)
+    }""")
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+                                    onnx.numpy_helper.from_array(np.array(0, np.int8), "z")])
+    (tmp_path / "qdq.onnx").write_bytes(model.SerializeToString())
+    q = B.bundle(tmp_path / "qdq.onnx", tmp_path / "q.ekb").manifest["quantization"]
+    assert q["quant_ops"] == {"QuantizeLinear": 1, "DequantizeLinear": 1}
+    assert q["weight_dtypes"] == {"float32": 1, "int8": 1} and q["declared"] is None
+
+
+def test_missing_cryptography_names_the_extra(onnx_model, tmp_path):
+    """Signing without the `cryptography` package: EnvironmentProblem (exit 7) with the pip line."""
+    import subprocess
+    import sys
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'cryptography':
+            raise ImportError('not installed')
+sys.meta_path.insert(0, Block())
+from edgekit.bundle import bundle, keygen
+from edgekit.errors import EdgekitError
+try:
+    keygen({str(tmp_path / 'k')!r})
+except EdgekitError as exc:
+    print(exc.exit_code, exc)
+bundle({str(onnx_model)!r}, {str(tmp_path / 'plain.ekb')!r})  # plain bundles need no cryptography
+import edgekit
+print(edgekit.load({str(tmp_path / 'plain.ekb')!r}).runtime)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.splitlines()[:2]
+    assert first.startswith("7 ") and 'pip install "edgekit[bundle]"' in first
+    assert second == "onnxruntime"
+    assert not (tmp_path / "k.key").exists()
+
+
+def test_cli_bad_preprocessing_exits_2_without_traceback(onnx_model, tmp_path):
+    r = CliRunner().invoke(main, ["bundle", str(onnx_model), "-o", str(tmp_path / "x.ekb"),
+                                  "--preprocess", "sizes=4x4"])
+    assert r.exit_code == 2 and "Unknown preprocessing option" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "x.ekb").exists()
