@@ -14,7 +14,11 @@ def load(path: str | os.PathLike | bytes, runtime: str = "auto", provider: str =
          threads: int | None = None, **options) -> Session:
     """Load a model file (or bytes) with the runtime that fits it.
 
-    runtime: "auto" (by file content), "onnxruntime" or "litert"; provider: "auto", "cpu" or "cuda".
+    runtime: "auto" (by file content), "onnxruntime" or "litert"; provider: "auto" (CUDA when ONNX Runtime has
+    it, else CPU), "cpu" or "cuda" (an EnvironmentProblem naming what to install when missing; nodes ORT places
+    on the CPU anyway are listed in `session.notes` and a ProviderFallbackWarning). threads: intra-op threads
+    (None: the runtime's default). Backend options: ONNX Runtime `optimization` ("disable", "basic",
+    "extended", "all"), `profile`, `profile_prefix`; LiteRT `xnnpack` (default True).
     """
     from edgekit.errors import UsageError
     from edgekit.fileio import sniff_format
