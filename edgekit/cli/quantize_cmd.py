@@ -110,8 +110,9 @@ def render(result) -> None:
     what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.items() if k not in ("excluded_nodes", "kept_float"))
     console.print(f"Quantization: {what}.")
     hw = result.hardware
-    console.print(f"CPU: {hw['isa']} → {hw['activation_type']} activations, {hw['weight_type']} weights"
-                  f"{', reduce_range' if hw['reduce_range'] else ''}: {hw['reason']}.")
+    if plan.mode != "fp16":
+        console.print(f"CPU: {hw['isa']} → {hw['activation_type']} activations, {hw['weight_type']} weights"
+                      f"{', reduce_range' if hw['reduce_range'] else ''}: {hw['reason']}.")
     table = Table(title=f"Accuracy against float on {acc.samples} samples")
     for col in ("output", "cosine", "max abs", "SQNR dB", "top-1 agreement"):
         table.add_column(col)
@@ -131,7 +132,9 @@ def render(result) -> None:
                        "-" if r.drop_if_float is None else f"{r.drop_if_float:+.4f}")
         out.print(bt)
     if plan.keep_float:
-        console.print(f"Kept in float: {', '.join(plan.keep_float)}.")
+        modules = result.data.get("float_modules", {})
+        console.print("Kept in float: " + ", ".join(f"{modules[n]} ({n})" if n in modules else n
+                                                    for n in plan.keep_float) + ".")
     if result.speed:
         sp = result.speed
         colour = "red" if sp.slower else "green"

@@ -194,6 +194,11 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
                                                               for o in accuracy.outputs]},
                        speed=speed_result.as_dict() if speed_result else None,
                        calibration_data="random" if calib == "random" else (str(calib) if calib else None))
+        if not b.is_quantized(final):
+            warnings.append("No layer is left quantized (every quantizable layer was kept in float, by --exclude, "
+                            "the accuracy search or the speed check): the output computes like the float model.")
+        modules = {n.name: b.module_path(n) for n in fm.nodes() if n.name in plan.float_nodes}
+        summary["float_modules"] = {k: v for k, v in modules.items() if v}
         b.record_summary(final, summary)
         atomic_write(out, final.SerializeToString())
     for s in (source, esource):
@@ -202,7 +207,7 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
     data = {"calibration": str(calib) if calib else None, "calibration_samples": cal_stop if source else 0,
             "evaluation": str(eval_data) if eval_data else ("held-out part of --calib" if source is not None
                                                             and esource is source else "random"),
-            "evaluation_samples": evaluator.samples, "batch": batch}
+            "evaluation_samples": evaluator.samples, "batch": batch, "float_modules": summary["float_modules"]}
     return QuantizeResult(out, plan, hw.as_dict(), accuracy, speed_result, blame_rows, trials, speed_trials, data,
                           notes, warnings)
 
