@@ -79,12 +79,17 @@ def measure(path: Path, rounds: int, runs: int, threads: int) -> dict:
         feeds = {i.name: np.ascontiguousarray(a.astype(i.dtype))
                  for i, a in zip(session.inputs, random_inputs(session.inputs, seed=0).values())}
         bare_loop(session, feeds, 5)  # warm both paths up before any timing counts
-        edgekit_ms, bare_ms = [], []
-        for _ in range(rounds):  # A/B/A/B
-            edgekit_ms += time_session(session, feeds, runs=runs, warmup=1).samples_ms
-            bare_ms += [s / 1e6 for s in bare_loop(session, feeds, runs + 1)[1:]]
+        edgekit_ms, bare_rounds = [], []
+        for _ in range(rounds):  # A/B/A/B in short blocks, each after one untimed run, so drift hits both alike
+            edgekit_ms += time_session(session, feeds, runs=runs, warmup=0).samples_ms  # its first call is untimed
+            bare_rounds.append([s / 1e6 for s in bare_loop(session, feeds, runs + 1)[1:]])
+        bare_ms = [v for r in bare_rounds for v in r]
+        # the noise floor: the bare loop against itself (odd vs even blocks)
+        odd = [v for r in bare_rounds[1::2] for v in r]
+        even = [v for r in bare_rounds[0::2] for v in r]
         return {"runtime": session.runtime, "edgekit_p50": float(np.median(edgekit_ms)),
-                "bare_p50": float(np.median(bare_ms)), "n": len(edgekit_ms)}
+                "bare_p50": float(np.median(bare_ms)), "n": len(edgekit_ms),
+                "noise": abs(float(np.median(odd)) / float(np.median(even)) - 1) if odd and even else float("nan")}
 
 
 def main(argv=None) -> int:
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from edgekit import envinfo
     threads = args.threads or envinfo.usable_cores()
-    rounds, runs = (3, 5) if args.quick else (10, 20)
+    rounds, runs = (4, 2) if args.quick else (80, 3)
 
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="edgekit-overhead-") as tmp:
@@ -109,13 +114,15 @@ def main(argv=None) -> int:
             for runtime, path in targets:
                 r = measure(path, rounds, runs, threads)
                 diff = r["edgekit_p50"] / r["bare_p50"] - 1
-                rows.append((name, runtime, r["n"], r["bare_p50"], r["edgekit_p50"], diff))
+                rows.append((name, runtime, r["n"], r["bare_p50"], r["edgekit_p50"], diff, r["noise"]))
 
     print(f"## edgekit bench timing overhead ({envinfo.summary(envinfo.fingerprint())}; threads {threads})\n")
-    print("| model | runtime | samples each | bare loop p50 ms | edgekit p50 ms | difference | within 3% |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
-    for name, runtime, n, bare, ek, diff in rows:
-        print(f"| {name} | {runtime} | {n} | {bare:.3f} | {ek:.3f} | {diff:+.2%} | {'yes' if abs(diff) <= THRESHOLD else 'NO'} |")
+    print("| model | runtime | samples each | bare loop p50 ms | edgekit p50 ms | difference | within 3% "
+          "| noise floor (bare vs bare) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |")
+    for name, runtime, n, bare, ek, diff, noise in rows:
+        print(f"| {name} | {runtime} | {n} | {bare:.3f} | {ek:.3f} | {diff:+.2%} | "
+              f"{'yes' if abs(diff) <= THRESHOLD else 'NO'} | {noise:.2%} |")
     for line in skipped:
         print(f"\n{line}")
     if args.quick:
