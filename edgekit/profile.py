@@ -77,6 +77,9 @@ def _profile_ort(model, provider, threads, batch, dims, inputs, seed, runs, warm
             notes = list(session.notes)
             prov = session.provider
     nodes, op_types, run_us = summarize_ort_trace(trace, skip_runs=warmup)
+    if any(n["provider"] == "cuda" for n in nodes):
+        notes.append("CUDA kernels run asynchronously: ORT's per-node times for CUDA nodes can reflect launching "
+                     "them rather than their GPU execution; the per-run total is reliable.")
     graph_macs, macs_note = _graph_macs(model, {k: v.shape for k, v in feeds.items()})
     if macs_note:
         notes.append(macs_note)
