@@ -66,6 +66,11 @@ class LiteRtSession(Session):
         if not xnnpack:
             resolver = sys.modules[Interpreter.__module__].OpResolverType
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        from edgekit.runtimes.tflite_verify import verify_tflite, verify_tflite_file
+        if "model_content" in kwargs:
+            verify_tflite(kwargs["model_content"], label)
+        else:
+            verify_tflite_file(label)
         try:
             interp = Interpreter(**kwargs)
             interp.allocate_tensors()
