@@ -77,7 +77,33 @@ def random_array(shape, dtype, rng: np.random.Generator, *, vocab: int | None = 
 
 def random_inputs(infos, seed: int = 0, dims: dict[str, int] | None = None, batch: int | None = None) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {i.name: random_array(resolve_shape(i, dims, batch), i.dtype, rng) for i in infos}
+    shapes = {i.name: resolve_shape(i, dims, batch) for i in infos}
+    check_memory({i.name: (shapes[i.name], i.dtype) for i in infos})
+    return {i.name: random_array(shapes[i.name], i.dtype, rng) for i in infos}
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable), or 8 GiB where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def check_memory(tensors: dict[str, tuple[tuple, np.dtype]], what: str = "the inputs") -> None:
+    """Refuse, with the estimate, tensors that would need more than half the available memory."""
+    sizes = {n: float(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize for n, (shape, dtype) in tensors.items()}
+    total, limit = sum(sizes.values()), available_memory() / 2
+    if total > limit:
+        biggest = max(sizes, key=sizes.get)
+        raise UsageError(f"{what.capitalize()} would need {total / 2**30:.1f} GiB "
+                         f"('{biggest}' alone {sizes[biggest] / 2**30:.1f} GiB with shape {list(tensors[biggest][0])}), "
+                         f"more than half the {limit * 2 / 2**30:.1f} GiB of memory available; nothing was allocated.",
+                         hint="Use smaller shapes (--input-shape, --batch, --dim).")
 
 
 def load_npz(path: str | Path, infos=None) -> dict[str, np.ndarray]:

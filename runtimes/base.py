@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from edgekit.errors import UsageError
+from edgekit.errors import EdgekitError, InvalidModelError, UsageError
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,15 @@ class Session:
         return self._prepare(self._as_dict(feeds))
 
     def run_prepared(self, prepared: Any) -> dict[str, np.ndarray]:
-        return self._run_prepared(prepared)
+        try:
+            return self._run_prepared(prepared)
+        except EdgekitError:
+            raise
+        except Exception as exc:  # ORT's Fail/InvalidArgument/... derive from Exception only; LiteRT raises RuntimeError
+            raise InvalidModelError(
+                f"{self.runtime} failed while running '{self.path}': {str(exc).strip().splitlines()[0][:400]}",
+                hint="The model loads but cannot compute on these inputs; check it with `edgekit inspect` "
+                     "and re-export or re-convert it.") from exc
 
     def runner(self, prepared: Any) -> Callable[[], Any]:
         """A zero-argument callable doing exactly the runtime's own run call on `prepared` feeds.

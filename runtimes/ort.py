@@ -87,12 +87,16 @@ class OrtSession(Session):
         label = "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path)
         source = bytes(path) if isinstance(path, (bytes, bytearray)) else str(path)
         sess = _create(ort, source, opts, wanted, label)
-        meta = dict(sess.get_modelmeta().custom_metadata_map)
-        layouts = _layouts(meta)
-        self = cls(path=label, runtime="onnxruntime", provider=short_provider(sess.get_providers()[0]),
-                   inputs=[_info(a, layouts.get(a.name), is_input=True) for a in sess.get_inputs()],
-                   outputs=[_info(a, layouts.get(a.name), is_input=False) for a in sess.get_outputs()],
-                   threads=threads, metadata=meta)
+        try:  # names and metadata are UTF-8 by the ONNX spec; a damaged file may not be
+            meta = dict(sess.get_modelmeta().custom_metadata_map)
+            layouts = _layouts(meta)
+            self = cls(path=label, runtime="onnxruntime", provider=short_provider(sess.get_providers()[0]),
+                       inputs=[_info(a, layouts.get(a.name), is_input=True) for a in sess.get_inputs()],
+                       outputs=[_info(a, layouts.get(a.name), is_input=False) for a in sess.get_outputs()],
+                       threads=threads, metadata=meta)
+        except UnicodeDecodeError as exc:
+            raise InvalidModelError(f"'{label}' has names or metadata that are not valid UTF-8 ({exc}).",
+                                    hint="The file is damaged; re-export it.") from exc
         self._sess = sess
         self._output_names = [o.name for o in self.outputs]
         self.options = {"optimization": optimization, "providers": list(sess.get_providers())}
@@ -169,8 +173,11 @@ def _create(ort, source, opts, providers, label):
 def _recorded_placement(sess) -> dict[str, list[tuple[str, str]]]:
     """{provider: [(op_type, node name), ...]} from ORT's graph-assignment record (ORT ≥ 1.23)."""
     placement: dict[str, list[tuple[str, str]]] = {}
-    for sub in sess.get_provider_graph_assignment_info():
-        placement.setdefault(short_provider(sub.ep_name), []).extend((n.op_type, n.name) for n in sub.get_nodes())
+    try:
+        for sub in sess.get_provider_graph_assignment_info():
+            placement.setdefault(short_provider(sub.ep_name), []).extend((n.op_type, n.name) for n in sub.get_nodes())
+    except UnicodeDecodeError:  # a node name that is not UTF-8: placement unknown, the model still runs
+        return {}
     return placement
 
 

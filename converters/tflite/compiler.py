@@ -12,10 +12,16 @@ from edgekit.converters.tflite.registry import Unsupported, load_all, lookup
 from edgekit.converters.tflite.tfl import Builder, TflGraph
 
 
+#: what `precision` may ask for; "auto" takes the model's own (QDQ -> int8, dynamic -> dynamic, fp16 -> fp16)
+PRECISIONS = ("auto", "float32", "fp16", "dynamic", "int8")
+
+
 @dataclass
 class CompileOptions:
     input_shapes: dict | list | None = None
     nhwc_io: bool = False
+    int8_io: bool = False  # int8 models: integer inputs/outputs (their scales go in the metadata)
+    precision: str = "auto"
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Compiled:
     input_shapes: dict  # input name -> shape as compiled (-1 for a dynamic batch)
     seconds: float
     metadata: dict = field(default_factory=dict)
+    quantization: dict = field(default_factory=dict)  # mode, notes, float islands, int8 I/O parameters
 
     def to_bytes(self, metadata: dict | None = None) -> bytes:
         if metadata is not None:
@@ -39,14 +46,19 @@ class Compiled:
 
 
 def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metadata: dict | None = None,
-                 source: str = "the model") -> Compiled:
-    """Compile an ONNX model (path or ModelProto) to a TFLite model; UnsupportedModelError lists every bad node."""
+                 source: str = "the model", int8_io: bool = False, precision: str = "auto") -> Compiled:
+    """Compile an ONNX model (path or ModelProto) to a TFLite model; UnsupportedModelError lists every bad node.
+
+    precision: "auto" follows the model (QDQ → int8, ONNX dynamic quantization → dynamic-range, float16 → fp16,
+    else float32); "fp16" / "dynamic" turn a float32 model into FP16 weights / dynamic-range int8 weights.
+    """
     start = time.perf_counter()
     load_all()
-    options = CompileOptions(input_shapes, nhwc_io)
+    options = CompileOptions(input_shapes, nhwc_io, int8_io, precision)
     graph = import_model(load_onnx(model_or_path), input_shapes)
     for p in passes.FOLDING:
-        p.run(graph)
+        p.run(graph, options)
+    options.precision = resolve_precision(graph, precision, source)
     raise_if_any(check_graph(graph), source)
     for p in passes.IR_PASSES:
         p.run(graph, options)
@@ -55,7 +67,29 @@ def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metada
         p.run(tgraph, options)
     model = writer.build_model(tgraph, metadata or {})
     shapes = {n: list(graph.values[n].shape) for n in graph.inputs}
-    return Compiled(model, tgraph, dict(graph.io_layouts), shapes, time.perf_counter() - start, metadata or {})
+    quantization = dict(graph.quantization, mode=options.precision)
+    return Compiled(model, tgraph, dict(graph.io_layouts), shapes, time.perf_counter() - start, metadata or {},
+                    quantization)
+
+
+def resolve_precision(graph: Graph, precision: str, source: str = "the model") -> str:
+    """The mode to compile in: the model's own (set by the folding passes), or the one asked for if it fits."""
+    from edgekit.errors import UsageError
+    if precision not in PRECISIONS:
+        raise UsageError(f"Unknown precision '{precision}'.", hint=f"Choose one of: {', '.join(PRECISIONS)}.")
+    found = graph.quantization.get("mode", "float32")
+    if precision == "auto" or precision == found:
+        graph.quantization["mode"] = found
+        return found
+    if found in ("int8", "dynamic"):
+        raise UsageError(f"{source} is already quantized ({found}); it cannot be compiled as {precision}.",
+                         hint="Compile the float32 model it came from, or leave the precision on auto.")
+    if precision == "int8":
+        raise UsageError(f"{source} is a {found} model; full-integer INT8 needs calibrated quantization parameters.",
+                         hint="Quantize it first: edgekit quantize MODEL --mode static --calib DATA, then convert "
+                              "the QDQ model it writes.")
+    graph.quantization["mode"] = precision
+    return precision
 
 
 def lower(graph: Graph, source: str = "the model") -> TflGraph:
@@ -71,6 +105,10 @@ def lower(graph: Graph, source: str = "the model") -> TflGraph:
             entry(b, node, graph)
         except Unsupported as exc:
             problems.append(Problem(node.name, node.op_type, graph.opset, exc.reason, exc.hint))
+        except Exception as exc:  # a case the lowering's checks missed (often a malformed model): report, don't crash
+            problems.append(Problem(node.name, node.op_type, graph.opset,
+                                    f"the lowering failed unexpectedly ({type(exc).__name__}: {exc})",
+                                    "If the model is valid, this is an edgekit bug: please report it with the model."))
     raise_if_any(problems, source)
     tgraph.outputs = [_output_tensor(tgraph, aliases, graph, name) for name in graph.outputs]
     return tgraph
@@ -95,7 +133,7 @@ def _output_tensor(tgraph: TflGraph, aliases: dict, graph: Graph, name: str) -> 
     from edgekit.converters.tflite.tfl import TflOp, TflTensor
     import numpy as np
     shape = list(tgraph.tensors[source].shape)
-    tgraph.tensors[name] = TflTensor(name, shape, np.dtype(value.dtype))
+    tgraph.tensors[name] = TflTensor(name, shape, np.dtype(value.dtype), quant=tgraph.tensors[source].quant)
     shape_name = f"{name}/copy_shape"
     tgraph.tensors[shape_name] = TflTensor(shape_name, [len(shape)], np.dtype(np.int32), np.asarray(shape, np.int32))
     tgraph.ops.append(TflOp("RESHAPE", [source, shape_name], [name], origin=f"{name}/copy"))

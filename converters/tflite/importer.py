@@ -10,19 +10,23 @@ from edgekit.errors import InvalidModelError, UnsupportedModelError, UsageError
 
 
 def load_onnx(model_or_path):
+    """A ModelProto as is, or a file read as untrusted data (external data confined to its folder)."""
     import onnx
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
-    try:
-        return onnx.load(os.fspath(model_or_path))
-    except Exception as exc:  # protobuf decode errors, missing external data
-        raise InvalidModelError(f"Cannot read '{model_or_path}' as an ONNX model ({exc}).",
-                                hint="Check the file; re-export it with `edgekit export`.") from exc
+    from edgekit.onnx_io import load_onnx as load_untrusted
+    return load_untrusted(os.fspath(model_or_path))
 
 
 def import_model(model, input_shapes=None) -> Graph:
     """ONNX ModelProto → IR Graph. `input_shapes`: {name: dims} or a list of dims in input order."""
     import onnx
+    try:  # dangling names, unknown ops, bad attributes: refuse before any pass trusts the graph
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise InvalidModelError(f"The ONNX model is malformed: {str(exc).strip().splitlines()[0][:300]}",
+                                hint="Re-export it (edgekit export) or repair it; onnx.checker.check_model shows the "
+                                     "problem.") from exc
     model = _with_input_shapes(model, input_shapes)
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)

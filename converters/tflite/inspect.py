@@ -11,7 +11,10 @@ def describe_tflite(path) -> dict:
     from ai_edge_litert import schema_py_generated as fb
     from edgekit.errors import InvalidModelError
 
+    from edgekit.runtimes.tflite_verify import verify_tflite
+
     data = path if isinstance(path, (bytes, bytearray)) else open(os.fspath(path), "rb").read()
+    verify_tflite(bytes(data), "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path))
     try:
         model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
     except Exception as exc:
