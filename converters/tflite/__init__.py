@@ -1,4 +1,4 @@
-"""The ONNX → TFLite compiler (float32): a small IR, rewrite passes, one lowering per ONNX op, and a
+"""The ONNX → TFLite compiler (float32, FP16, dynamic-range and full-integer INT8): a small IR, rewrite passes, one lowering per ONNX op, and a
 flatbuffer writer over the schema's object API. No TensorFlow needed.
 
     from edgekit.converters.tflite import compile_onnx
@@ -11,9 +11,9 @@ __all__ = ["compile_onnx", "supported_ops", "describe_tflite"]
 
 
 def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metadata: dict | None = None,
-                 source: str = "the model"):
+                 source: str = "the model", int8_io: bool = False, precision: str = "auto"):
     from edgekit.converters.tflite.compiler import compile_onnx as _compile
-    return _compile(model_or_path, input_shapes, nhwc_io, metadata, source)
+    return _compile(model_or_path, input_shapes, nhwc_io, metadata, source, int8_io, precision)
 
 
 def supported_ops() -> dict:

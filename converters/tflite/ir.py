@@ -34,7 +34,7 @@ class Value:
     shape: tuple | None  # logical ONNX shape; DYNAMIC for a run-time dim; None if unknown
     const: np.ndarray | None = None
     perm: tuple | None = None
-    quant: dict | None = None  # {"scale": [...], "zero_point": [...], "axis": int} (INT8, later issues)
+    quant: dict | None = None  # {"scale": [...], "zero_point": [...], "axis": int} (see quantization.py)
 
     @property
     def rank(self) -> int:
@@ -72,6 +72,7 @@ class Graph:
     opset: int
     name: str = "main"
     io_layouts: dict = field(default_factory=dict)  # graph input/output name -> "NHWC" where not ONNX layout
+    quantization: dict = field(default_factory=dict)  # mode, notes, float islands, int8 I/O parameters
 
     def value(self, name: str) -> Value | None:
         return self.values.get(name) if name else None

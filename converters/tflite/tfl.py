@@ -139,19 +139,23 @@ class Builder:
         """Declare the tensor for an output value of this node."""
         return self.t(value)
 
-    def const(self, array, dtype=None, hint: str = "const") -> str:
+    def const(self, array, dtype=None, hint: str = "const", quant: dict | None = None) -> str:
         array = np.ascontiguousarray(np.asarray(array, dtype=dtype))
         name = self._fresh(f"{self.node.name}/{hint}")
-        self.g.tensors[name] = TflTensor(name, list(array.shape), array.dtype, array)
+        self.g.tensors[name] = TflTensor(name, list(array.shape), array.dtype, array, quant)
         return name
 
     def ints(self, values, hint: str = "shape") -> str:
         return self.const(np.asarray(values, dtype=np.int32), hint=hint)
 
-    def temp(self, shape, dtype=np.float32, hint: str = "tmp") -> str:
+    def temp(self, shape, dtype=np.float32, hint: str = "tmp", quant: dict | None = None) -> str:
         name = self._fresh(f"{self.node.name}/{hint}")
-        self.g.tensors[name] = TflTensor(name, list(shape), np.dtype(dtype))
+        self.g.tensors[name] = TflTensor(name, list(shape), np.dtype(dtype), quant=quant)
         return name
+
+    def like(self, value: Value, shape=None, hint: str = "tmp") -> str:
+        """A temporary with the dtype and quantization of `value` (an int8 value's intermediates stay int8)."""
+        return self.temp(value.phys_shape if shape is None else shape, value.dtype, hint, value.quant)
 
     def operand(self, value: Value, like: Value) -> str:
         """`value` ready to combine elementwise with `like`: constants are broadcast to its rank and permuted."""
@@ -161,7 +165,11 @@ class Builder:
             if value.const.ndim < like.rank else value.const
         if like.perm is not None and data.ndim == like.rank:
             data = np.transpose(data, like.perm)
-        return self.const(data.astype(value.dtype), hint="operand")
+        if value.quant is None and like.quant is not None and data.dtype.kind == "f":
+            from edgekit.converters.tflite.quantization import quantize_tensor
+            data, quant = quantize_tensor(data)  # a float constant meeting an int8 value joins it in int8
+            return self.const(data, hint="operand", quant=quant)
+        return self.const(data.astype(value.dtype), hint="operand", quant=value.quant)
 
     def alias(self, out: Value, source: str) -> None:
         """The node computes nothing: its output is the tensor `source`."""

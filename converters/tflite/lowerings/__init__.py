@@ -1,3 +1,3 @@
 """Lowerings, one module per ONNX op family; importing this package registers them all."""
 from edgekit.converters.tflite.lowerings import (activation, conv, dense, elementwise, layout, normalization,  # noqa: F401
-                                                 pool, reduce, resize, shape)
+                                                 pool, quantize, reduce, resize, shape)

@@ -7,7 +7,11 @@ import math
 import numpy as np
 
 from edgekit.converters.tflite.lowerings._common import const_of
+from edgekit.converters.tflite.quantization import scalar_like
 from edgekit.converters.tflite.registry import lowering
+
+#: integer kernels exist (LOGISTIC/TANH have fixed output scales: the requantize pass takes care of them)
+INT8 = ("float32", "int8")
 
 
 def _unary(b, code, x, **options):
@@ -18,32 +22,32 @@ def _scalar(b, value, hint):
     return b.const(np.full([1] * b.outputs[0].rank, value, np.float32), hint=hint)
 
 
-@lowering("Relu", since=6, emits=("RELU",), layout="any")
+@lowering("Relu", since=6, emits=("RELU",), layout="any", dtypes=INT8)
 def relu(b, x):
     _unary(b, "RELU", x)
 
 
-@lowering("Sigmoid", since=6, emits=("LOGISTIC",), layout="any")
+@lowering("Sigmoid", since=6, emits=("LOGISTIC",), layout="any", dtypes=INT8)
 def sigmoid(b, x):
     _unary(b, "LOGISTIC", x)
 
 
-@lowering("Tanh", since=6, emits=("TANH",), layout="any")
+@lowering("Tanh", since=6, emits=("TANH",), layout="any", dtypes=INT8)
 def tanh(b, x):
     _unary(b, "TANH", x)
 
 
-@lowering("LeakyRelu", since=6, emits=("LEAKY_RELU",), layout="any")
+@lowering("LeakyRelu", since=6, emits=("LEAKY_RELU",), layout="any", dtypes=INT8)
 def leaky_relu(b, x, *, alpha=0.01):
     _unary(b, "LEAKY_RELU", x, alpha=float(alpha))
 
 
-@lowering("HardSwish", since=14, emits=("HARD_SWISH",), layout="any")
+@lowering("HardSwish", since=14, emits=("HARD_SWISH",), layout="any", dtypes=INT8)
 def hard_swish(b, x):
     _unary(b, "HARD_SWISH", x)
 
 
-@lowering("PRelu", since=7, emits=("PRELU",), layout="any")
+@lowering("PRelu", since=7, emits=("PRELU",), layout="any", dtypes=INT8)
 def prelu(b, x, slope):
     out = b.outputs[0]
     b.emit("PRELU", [b.t(x), b.operand(slope, out)], [b.out(out)])
@@ -58,11 +62,11 @@ def _clip(b, x, lo, hi):
     out = b.outputs[0]
     src = b.t(x)
     if lo > -math.inf:
-        dest = b.out(out) if hi == math.inf else b.temp(out.phys_shape, hint="lower")
-        b.emit("MAXIMUM", [src, _scalar(b, lo, "min")], [dest])
+        dest = b.out(out) if hi == math.inf else b.like(out, hint="lower")
+        b.emit("MAXIMUM", [src, scalar_like(b, out, lo, "min")], [dest])
         src = dest
     if hi < math.inf:
-        b.emit("MINIMUM", [src, _scalar(b, hi, "max")], [b.out(out)])
+        b.emit("MINIMUM", [src, scalar_like(b, out, hi, "max")], [b.out(out)])
     if lo == -math.inf and hi == math.inf:
         b.alias(out, src)
 
@@ -70,12 +74,12 @@ def _clip(b, x, lo, hi):
 CLIP_EMITS = ("RELU", "RELU6", "RELU_N1_TO_1", "MAXIMUM", "MINIMUM")
 
 
-@lowering("Clip", since=6, emits=CLIP_EMITS, layout="any")
+@lowering("Clip", since=6, emits=CLIP_EMITS, layout="any", dtypes=INT8)
 def clip_6(b, x, *, max=3.4028234663852886e38, min=-3.4028234663852886e38):  # noqa: A002 - ONNX's names
     _clip(b, x, None if min <= -3.4e38 else min, None if max >= 3.4e38 else max)
 
 
-@lowering("Clip", since=11, emits=CLIP_EMITS, layout="any")
+@lowering("Clip", since=11, emits=CLIP_EMITS, layout="any", dtypes=INT8)
 def clip_11(b, x, lo=None, hi=None):
     lo_v, hi_v = const_of(lo, "min"), const_of(hi, "max")
     _clip(b, x, None if lo_v is None else float(lo_v), None if hi_v is None else float(hi_v))

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.converters.tflite.quantization import bias_const, weight_const
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
+#: int8: int8 activations, int8 per-channel weights, int32 bias; float32 with int8 weights: hybrid kernels
+DENSE_DTYPES = ("float32", "int8")
 
-@lowering("Gemm", since=7, emits=("FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "MUL"))
+
+@lowering("Gemm", since=7, emits=("FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "MUL"), dtypes=DENSE_DTYPES)
 def gemm(b, a, bm, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     if transA:
         raise Unsupported("transA=1 is not supported", hint="Export the model with the transpose folded into the weights.")
     y = b.outputs[0]
+    if (a.quant is not None or bm.quant is not None) and (alpha != 1.0 or beta != 1.0):
+        raise Unsupported(f"alpha={alpha}, beta={beta} on quantized operands (only 1.0 is supported)")
     if bm.is_const:
-        weight = (bm.const if transB else bm.const.T) * np.float32(alpha)
+        weight = (bm.const if transB else bm.const.T)
+        weight = weight if bm.quant is not None else weight * np.float32(alpha)
         bias = _fc_bias(c, beta, weight.shape[0])
+        if bias is not None and c.quant is not None:
+            bias = c.const.reshape(-1) if c.const.size == weight.shape[0] else None
+        if a.quant is not None and c is not None and bias is None:
+            raise Unsupported("a bias C that is computed or broadcast over rows, on int8 operands")
         fc_out = b.out(y) if bias is not None or c is None else b.temp(y.shape, hint="fc")
-        inputs = [b.t(a), b.const(weight, np.float32, "weight"), b.const(bias, np.float32, "bias") if bias is not None else None]
-        b.emit("FULLY_CONNECTED", inputs, [fc_out])
+        inputs = [b.t(a), weight_const(b, bm, weight, 0), bias_const(b, c, bias) if bias is not None else None]
+        b.emit("FULLY_CONNECTED", inputs, [fc_out], **_hybrid(a, bm))
         if bias is None and c is not None:
             _add_scaled(b, fc_out, c, beta, y)
         return
@@ -53,13 +64,18 @@ def _add_scaled(b, src, c, beta, y) -> None:
     b.emit("ADD", [src, operand], [b.out(y)])
 
 
-@lowering("MatMul", emits=("FULLY_CONNECTED", "BATCH_MATMUL"))
+def _hybrid(a, bm) -> dict:
+    """Float activations with int8 weights: TFLite's hybrid kernel, inputs quantized per batch asymmetrically."""
+    return {"asymmetricQuantizeInputs": True} if a.quant is None and bm.quant is not None else {}
+
+
+@lowering("MatMul", emits=("FULLY_CONNECTED", "BATCH_MATMUL"), dtypes=DENSE_DTYPES)
 def matmul(b, a, bm):
     y = b.outputs[0]
     if a.rank < 2 or bm.rank < 2:
         raise Unsupported("1-D MatMul operands are not supported", hint="Reshape them to 2-D in the model.")
     if bm.is_const and bm.rank == 2:
-        b.emit("FULLY_CONNECTED", [b.t(a), b.const(bm.const.T, np.float32, "weight"), None], [b.out(y)],
-               keepNumDims=a.rank > 2)
+        b.emit("FULLY_CONNECTED", [b.t(a), weight_const(b, bm, bm.const.T, 0), None], [b.out(y)],
+               keepNumDims=a.rank > 2, **_hybrid(a, bm))
         return
     b.emit("BATCH_MATMUL", [b.t(a), b.t(bm)], [b.out(y)])

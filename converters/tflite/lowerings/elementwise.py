@@ -7,6 +7,8 @@ import numpy as np
 from edgekit.converters.tflite.registry import lowering
 
 ARITH = ("float32",)
+#: ops with integer kernels that rescale their inputs (MAXIMUM/MINIMUM need equal scales: the requantize pass)
+INT8_ARITH = ("float32", "int8")
 
 
 def _binary(b, code, x, y):
@@ -14,17 +16,17 @@ def _binary(b, code, x, y):
     b.emit(code, [b.operand(x, out), b.operand(y, out)], [b.out(out)])
 
 
-@lowering("Add", since=7, emits=("ADD",), layout="any")
+@lowering("Add", since=7, emits=("ADD",), layout="any", dtypes=INT8_ARITH)
 def add(b, x, y):
     _binary(b, "ADD", x, y)
 
 
-@lowering("Sub", since=7, emits=("SUB",), layout="any")
+@lowering("Sub", since=7, emits=("SUB",), layout="any", dtypes=INT8_ARITH)
 def sub(b, x, y):
     _binary(b, "SUB", x, y)
 
 
-@lowering("Mul", since=7, emits=("MUL",), layout="any")
+@lowering("Mul", since=7, emits=("MUL",), layout="any", dtypes=INT8_ARITH)
 def mul(b, x, y):
     _binary(b, "MUL", x, y)
 
@@ -50,24 +52,24 @@ def _chain(b, code, xs):
     out = b.outputs[0]
     acc = b.operand(xs[0], out)
     for i, x in enumerate(xs[1:], 1):
-        dest = b.out(out) if i == len(xs) - 1 else b.temp(out.phys_shape, hint=f"partial{i}")
+        dest = b.out(out) if i == len(xs) - 1 else b.like(out, hint=f"partial{i}")
         b.emit(code, [acc, b.operand(x, out)], [dest])
         acc = dest
     if len(xs) == 1:
         b.alias(out, acc)
 
 
-@lowering("Sum", since=8, emits=("ADD",), layout="any")
+@lowering("Sum", since=8, emits=("ADD",), layout="any", dtypes=INT8_ARITH)
 def sum_(b, *xs):
     _chain(b, "ADD", xs)
 
 
-@lowering("Max", since=8, emits=("MAXIMUM",), layout="any")
+@lowering("Max", since=8, emits=("MAXIMUM",), layout="any", dtypes=INT8_ARITH)
 def max_(b, *xs):
     _chain(b, "MAXIMUM", xs)
 
 
-@lowering("Min", since=8, emits=("MINIMUM",), layout="any")
+@lowering("Min", since=8, emits=("MINIMUM",), layout="any", dtypes=INT8_ARITH)
 def min_(b, *xs):
     _chain(b, "MINIMUM", xs)
 

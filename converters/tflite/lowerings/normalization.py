@@ -50,8 +50,8 @@ def _softmax_flattened(b, code, x, axis, options):
     if axis == x.rank - 1:
         return b.emit(code, [b.t(x)], [b.out(y)], **options)
     rows = int(np.prod(x.shape[:axis])) if axis else 1
-    flat = b.temp([rows, int(np.prod(x.shape[axis:]))], hint="as2d")
-    soft = b.temp(b.shape_of(flat), hint="softmax2d")
+    flat = b.like(x, [rows, int(np.prod(x.shape[axis:]))], hint="as2d")
+    soft = b.like(y, b.shape_of(flat), hint="softmax2d")
     b.emit("RESHAPE", [b.t(x), b.ints(b.shape_of(flat))], [flat])
     b.emit(code, [flat], [soft], **options)
     b.emit("RESHAPE", [soft, b.ints(list(y.shape))], [b.out(y)])
@@ -66,18 +66,18 @@ def _softmax_axis(b, code, x, axis, options):
     perm = [a for a in range(x.rank) if a != axis] + [axis]
     inverse = list(np.argsort(perm))
     moved_shape = [x.shape[p] for p in perm]
-    moved, soft = b.temp(moved_shape, hint="axis_last"), b.temp(moved_shape, hint="softmax_last")
+    moved, soft = b.like(x, moved_shape, hint="axis_last"), b.like(y, moved_shape, hint="softmax_last")
     b.emit("TRANSPOSE", [b.t(x), b.ints(perm, "perm")], [moved])
     b.emit(code, [moved], [soft], **options)
     b.emit("TRANSPOSE", [soft, b.ints(inverse, "perm_back")], [b.out(y)])
 
 
-@lowering("Softmax", since=1, emits=("SOFTMAX", "RESHAPE"), dynamic_batch=False)
+@lowering("Softmax", since=1, emits=("SOFTMAX", "RESHAPE"), dynamic_batch=False, dtypes=("float32", "int8"))
 def softmax_1(b, x, *, axis=1):
     _softmax_flattened(b, "SOFTMAX", x, axis, {"beta": 1.0})
 
 
-@lowering("Softmax", since=13, emits=("SOFTMAX", "TRANSPOSE"))
+@lowering("Softmax", since=13, emits=("SOFTMAX", "TRANSPOSE"), dtypes=("float32", "int8"))
 def softmax_13(b, x, *, axis=-1):
     _softmax_axis(b, "SOFTMAX", x, axis, {"beta": 1.0})
 

@@ -5,9 +5,12 @@ import numpy as np
 
 from edgekit.converters.tflite.lowerings._common import (VALID, nhwc_paddings, onnx_pads, padded_nhwc, require_rank,
                                                          spatial, tflite_padding)
+from edgekit.converters.tflite.quantization import INT8
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
 LOWEST = float(np.finfo(np.float32).min)
+#: integer kernels: pooling keeps its input's parameters (the requantize pass matches the output to them)
+POOL_DTYPES = ("float32", "int8")
 
 
 def _pool(b, code, x, kernel_shape, strides, pads, auto_pad, dilations, pad_value, include_pad=False):
@@ -27,10 +30,13 @@ def _pool(b, code, x, kernel_shape, strides, pads, auto_pad, dilations, pad_valu
         if pad_value is None:
             raise Unsupported(f"pads={pads} that TFLite's SAME rule does not reproduce, with count_include_pad=0",
                               hint="Use symmetric 'same' padding, or count_include_pad=1.")
-        padded = b.temp(padded_nhwc(x, begins, ends), hint="padded")
+        padded = b.like(x, padded_nhwc(x, begins, ends), hint="padded")
         paddings = b.const(nhwc_paddings(begins, ends), hint="paddings")
         if pad_value == 0.0:
             b.emit("PAD", [src, paddings], [padded])
+        elif x.quant is not None:  # the lowest int8 value stands for -inf
+            b.emit("PADV2", [src, paddings, b.const(np.asarray(INT8[0], np.int8), hint="pad_value", quant=x.quant)],
+                   [padded])
         else:
             b.emit("PADV2", [src, paddings, b.const(np.asarray(pad_value, np.float32), hint="pad_value")], [padded])
         src, padding = padded, VALID
@@ -38,7 +44,7 @@ def _pool(b, code, x, kernel_shape, strides, pads, auto_pad, dilations, pad_valu
            filterHeight=kernel_shape[0], filterWidth=kernel_shape[1])
 
 
-@lowering("MaxPool", since=8, emits=("MAX_POOL_2D", "PADV2"), layout="nhwc")
+@lowering("MaxPool", since=8, emits=("MAX_POOL_2D", "PADV2"), layout="nhwc", dtypes=POOL_DTYPES)
 def max_pool(b, x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
              storage_order=0, strides=None):
     if len(b.outputs) > 1 and b.outputs[1] is not None:
@@ -48,7 +54,7 @@ def max_pool(b, x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_sha
     _pool(b, "MAX_POOL_2D", x, kernel_shape, strides, pads, auto_pad, dilations, LOWEST)
 
 
-@lowering("AveragePool", since=7, emits=("AVERAGE_POOL_2D", "PAD"), layout="nhwc")
+@lowering("AveragePool", since=7, emits=("AVERAGE_POOL_2D", "PAD"), layout="nhwc", dtypes=POOL_DTYPES)
 def average_pool(b, x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None, kernel_shape=None,
                  pads=None, strides=None):
     if ceil_mode and count_include_pad:
@@ -63,11 +69,11 @@ def _global(b, code, x):
     b.emit(code, [b.t(x), b.ints([1, 2], "axes")], [b.out(b.outputs[0])], keepDims=True)
 
 
-@lowering("GlobalAveragePool", emits=("MEAN",), layout="nhwc")
+@lowering("GlobalAveragePool", emits=("MEAN",), layout="nhwc", dtypes=POOL_DTYPES)
 def global_average_pool(b, x):
     _global(b, "MEAN", x)
 
 
-@lowering("GlobalMaxPool", emits=("REDUCE_MAX",), layout="nhwc")
+@lowering("GlobalMaxPool", emits=("REDUCE_MAX",), layout="nhwc", dtypes=POOL_DTYPES)
 def global_max_pool(b, x):
     _global(b, "REDUCE_MAX", x)

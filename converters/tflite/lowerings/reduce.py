@@ -44,11 +44,11 @@ def _reduce(b, code, x, axes, keepdims, noop_with_empty_axes=0):
 
 
 def _register(op, code, input_since):
-    @lowering(op, since=1, emits=(code,), layout="any", out_perm=reduced_perm)
+    @lowering(op, since=1, emits=(code,), layout="any", out_perm=reduced_perm, dtypes=("float32", "int8"))
     def with_attribute(b, x, *, axes=None, keepdims=1):
         _reduce(b, code, x, axes, keepdims)
 
-    @lowering(op, since=input_since, emits=(code,), layout="any", out_perm=reduced_perm)
+    @lowering(op, since=input_since, emits=(code,), layout="any", out_perm=reduced_perm, dtypes=("float32", "int8"))
     def with_input(b, x, axes=None, *, keepdims=1, noop_with_empty_axes=0):
         _reduce(b, code, x, const_of(axes, "axes"), keepdims, noop_with_empty_axes)
 

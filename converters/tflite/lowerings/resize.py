@@ -75,17 +75,17 @@ def _resize(b, x, scales, sizes, mode, coord_mode="asymmetric", nearest_mode="fl
                       hint="Use integer scale factors, or half_pixel / align_corners / asymmetric modes.")
 
 
-@lowering("Upsample", since=7, emits=RESIZE_EMITS, layout="nhwc")
+@lowering("Upsample", since=7, emits=RESIZE_EMITS, layout="nhwc", dtypes=("float32", "int8"))
 def upsample_7(b, x, *, mode="nearest", scales=None):
     _resize(b, x, scales, None, mode)
 
 
-@lowering("Upsample", since=9, emits=RESIZE_EMITS, layout="nhwc")
+@lowering("Upsample", since=9, emits=RESIZE_EMITS, layout="nhwc", dtypes=("float32", "int8"))
 def upsample_9(b, x, scales, *, mode="nearest"):
     _resize(b, x, const_of(scales, "scales"), None, mode)
 
 
-@lowering("Resize", since=10, emits=RESIZE_EMITS, layout="nhwc")
+@lowering("Resize", since=10, emits=RESIZE_EMITS, layout="nhwc", dtypes=("float32", "int8"))
 def resize_10(b, x, scales, *, mode="nearest"):
     _resize(b, x, const_of(scales, "scales"), None, mode)
 
@@ -96,7 +96,7 @@ def _check_resize_attrs(mode, cubic_coeff_a, exclude_outside, roi, coord_mode):
     del mode, cubic_coeff_a, exclude_outside, roi  # only meaningful for cubic / crop modes, rejected above
 
 
-@lowering("Resize", since=11, emits=RESIZE_EMITS, layout="nhwc")
+@lowering("Resize", since=11, emits=RESIZE_EMITS, layout="nhwc", dtypes=("float32", "int8"))
 def resize_11(b, x, roi=None, scales=None, sizes=None, *, coordinate_transformation_mode="half_pixel",
               cubic_coeff_a=-0.75, exclude_outside=0, extrapolation_value=0.0, mode="nearest",
               nearest_mode="round_prefer_floor"):
@@ -105,7 +105,7 @@ def resize_11(b, x, roi=None, scales=None, sizes=None, *, coordinate_transformat
             nearest_mode)
 
 
-@lowering("Resize", since=18, emits=RESIZE_EMITS, layout="nhwc")
+@lowering("Resize", since=18, emits=RESIZE_EMITS, layout="nhwc", dtypes=("float32", "int8"))
 def resize_18(b, x, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
               coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0,
               extrapolation_value=0.0, keep_aspect_ratio_policy="stretch", mode="nearest",

@@ -15,34 +15,38 @@ def _reshape_to_output(b, x):
     b.emit("RESHAPE", [b.t(x), b.ints(dims_for_reshape(y.shape))], [b.out(y)])
 
 
-@lowering("Flatten", emits=("RESHAPE",))
+#: data movement works on int8 as on float (the requantize pass keeps input and output parameters equal)
+MOVES = ("float32", "int8")
+
+
+@lowering("Flatten", emits=("RESHAPE",), dtypes=MOVES)
 def flatten(b, x, *, axis=1):
     _reshape_to_output(b, x)
 
 
-@lowering("Reshape", since=5, emits=("RESHAPE",))
+@lowering("Reshape", since=5, emits=("RESHAPE",), dtypes=MOVES)
 def reshape(b, x, shape, *, allowzero=0):
     const_of(shape, "shape")
     _reshape_to_output(b, x)
 
 
-@lowering("Squeeze", since=1, emits=("RESHAPE",))
+@lowering("Squeeze", since=1, emits=("RESHAPE",), dtypes=MOVES)
 def squeeze_1(b, x, *, axes=None):
     _reshape_to_output(b, x)
 
 
-@lowering("Squeeze", since=13, emits=("RESHAPE",))
+@lowering("Squeeze", since=13, emits=("RESHAPE",), dtypes=MOVES)
 def squeeze_13(b, x, axes=None):
     const_of(axes, "axes")
     _reshape_to_output(b, x)
 
 
-@lowering("Unsqueeze", since=1, emits=("RESHAPE",))
+@lowering("Unsqueeze", since=1, emits=("RESHAPE",), dtypes=MOVES)
 def unsqueeze_1(b, x, *, axes=None):
     _reshape_to_output(b, x)
 
 
-@lowering("Unsqueeze", since=13, emits=("RESHAPE",))
+@lowering("Unsqueeze", since=13, emits=("RESHAPE",), dtypes=MOVES)
 def unsqueeze_13(b, x, axes):
     const_of(axes, "axes")
     _reshape_to_output(b, x)
@@ -56,22 +60,22 @@ def transposed_perm(node, perm, graph):
     return normalize_perm([inverse[p] for p in (perm or range(rank))])
 
 
-@lowering("Transpose", emits=(), layout="any", out_perm=transposed_perm)
+@lowering("Transpose", emits=(), layout="any", out_perm=transposed_perm, dtypes=MOVES)
 def transpose(b, x, *, perm=None):
     b.alias(b.outputs[0], b.t(x))
 
 
-@lowering("Identity", emits=(), layout="any", dtypes=("float32", "int64", "int32", "bool"))
+@lowering("Identity", emits=(), layout="any", dtypes=("float32", "int64", "int32", "bool", "int8"))
 def identity(b, x):
     b.alias(b.outputs[0], b.t(x))
 
 
-@lowering("Dropout", since=7, emits=(), layout="any")
+@lowering("Dropout", since=7, emits=(), layout="any", dtypes=MOVES)
 def dropout_7(b, x, *, ratio=0.5):
     _dropout(b, x)
 
 
-@lowering("Dropout", since=12, emits=(), layout="any")
+@lowering("Dropout", since=12, emits=(), layout="any", dtypes=MOVES)
 def dropout_12(b, x, ratio=None, training_mode=None, *, seed=None):
     if training_mode is not None and (not training_mode.is_const or bool(training_mode.const)):
         raise Unsupported("training_mode is not constant false", hint="Export the model in eval() mode.")
@@ -84,7 +88,7 @@ def _dropout(b, x):
     b.alias(b.outputs[0], b.t(x))
 
 
-@lowering("Concat", since=4, emits=("CONCATENATION",), layout="any")
+@lowering("Concat", since=4, emits=("CONCATENATION",), layout="any", dtypes=MOVES)
 def concat(b, *xs, axis):
     y = b.outputs[0]
     b.emit("CONCATENATION", [b.operand(x, y) for x in xs], [b.out(y)], axis=physical(axis, y))
@@ -106,17 +110,17 @@ def _split(b, x, axis, sizes):
 SPLIT_EMITS = ("SPLIT", "SPLIT_V")
 
 
-@lowering("Split", since=2, emits=SPLIT_EMITS, layout="any")
+@lowering("Split", since=2, emits=SPLIT_EMITS, layout="any", dtypes=MOVES)
 def split_2(b, x, *, axis=0, split=None):
     _split(b, x, axis, split)
 
 
-@lowering("Split", since=13, emits=SPLIT_EMITS, layout="any")
+@lowering("Split", since=13, emits=SPLIT_EMITS, layout="any", dtypes=MOVES)
 def split_13(b, x, split=None, *, axis=0):
     _split(b, x, axis, const_of(split, "split"))
 
 
-@lowering("Split", since=18, emits=SPLIT_EMITS, layout="any")
+@lowering("Split", since=18, emits=SPLIT_EMITS, layout="any", dtypes=MOVES)
 def split_18(b, x, split=None, *, axis=0, num_outputs=None):
     _split(b, x, axis, const_of(split, "split"))
 
@@ -148,12 +152,12 @@ def _slice(b, x, starts, ends, axes, steps):
 SLICE_EMITS = ("SLICE", "STRIDED_SLICE")
 
 
-@lowering("Slice", since=1, emits=SLICE_EMITS, layout="any")
+@lowering("Slice", since=1, emits=SLICE_EMITS, layout="any", dtypes=MOVES)
 def slice_1(b, x, *, axes=None, ends=None, starts=None):
     _slice(b, x, starts, ends, axes, None)
 
 
-@lowering("Slice", since=10, emits=SLICE_EMITS, layout="any")
+@lowering("Slice", since=10, emits=SLICE_EMITS, layout="any", dtypes=MOVES)
 def slice_10(b, x, starts, ends, axes=None, steps=None):
     _slice(b, x, const_of(starts, "starts"), const_of(ends, "ends"), const_of(axes, "axes"), const_of(steps, "steps"))
 
@@ -170,7 +174,7 @@ def gather(b, x, indices, *, axis=0):
     y = b.outputs[0]
     if index.ndim:
         return b.emit("GATHER", [b.t(x), b.const(index, hint="indices")], [b.out(y)], axis=axis % x.rank)
-    gathered = b.temp([1 if i == axis % x.rank else d for i, d in enumerate(x.shape)], hint="gathered")
+    gathered = b.like(x, [1 if i == axis % x.rank else d for i, d in enumerate(x.shape)], hint="gathered")
     b.emit("GATHER", [b.t(x), b.const(index.reshape(1), hint="indices")], [gathered], axis=axis % x.rank)
     b.emit("RESHAPE", [gathered, b.ints(y.shape)], [b.out(y)])
 
@@ -188,6 +192,10 @@ def _pad(b, x, pads, value, mode, axes=None):
     if mode == "constant":
         if value in (None, 0.0):
             return b.emit("PAD", [b.t(x), paddings], [b.out(y)])
+        if y.quant is not None:  # int8: the pad value is written as is, so it takes the output's parameters
+            from edgekit.converters.tflite.quantization import quantize
+            pad_value = b.const(quantize(np.asarray(value, np.float32), y.quant), hint="value", quant=y.quant)
+            return b.emit("PADV2", [b.t(x), paddings, pad_value], [b.out(y)])
         return b.emit("PADV2", [b.t(x), paddings, b.const(np.asarray(value, np.float32), hint="value")], [b.out(y)])
     if mode == "reflect":
         return b.emit("MIRROR_PAD", [b.t(x), paddings], [b.out(y)], mode=0)
@@ -198,18 +206,18 @@ def _pad(b, x, pads, value, mode, axes=None):
 PAD_EMITS = ("PAD", "PADV2", "MIRROR_PAD")
 
 
-@lowering("Pad", since=2, emits=PAD_EMITS, layout="any")
+@lowering("Pad", since=2, emits=PAD_EMITS, layout="any", dtypes=MOVES)
 def pad_2(b, x, *, mode="constant", pads=None, value=0.0):
     _pad(b, x, pads, float(value), mode)
 
 
-@lowering("Pad", since=11, emits=PAD_EMITS, layout="any")
+@lowering("Pad", since=11, emits=PAD_EMITS, layout="any", dtypes=MOVES)
 def pad_11(b, x, pads, constant_value=None, *, mode="constant"):
     value = const_of(constant_value, "constant_value")
     _pad(b, x, const_of(pads, "pads"), None if value is None else float(np.asarray(value).reshape(-1)[0]), mode)
 
 
-@lowering("Pad", since=18, emits=PAD_EMITS, layout="any")
+@lowering("Pad", since=18, emits=PAD_EMITS, layout="any", dtypes=MOVES)
 def pad_18(b, x, pads, constant_value=None, axes=None, *, mode="constant"):
     value = const_of(constant_value, "constant_value")
     _pad(b, x, const_of(pads, "pads"), None if value is None else float(np.asarray(value).reshape(-1)[0]), mode,

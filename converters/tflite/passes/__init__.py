@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from edgekit.converters.tflite.passes import (cancel_transposes, constant_folding, dense_layout, fold_batchnorm,
                                               fuse_activation, layout)
+from edgekit.converters.tflite.passes import float_islands, int8_weights, qdq, requantize
 
 #: before the support check: make static facts constant so checks see them
-FOLDING = (constant_folding,)
+FOLDING = (qdq, constant_folding)
 #: after the check, on the IR
-IR_PASSES = (fold_batchnorm, layout, dense_layout)
+IR_PASSES = (float_islands, fold_batchnorm, int8_weights, layout, dense_layout)
 #: after lowering, on the TFLite graph
-TFLITE_PASSES = (cancel_transposes, fuse_activation)
+TFLITE_PASSES = (cancel_transposes, fuse_activation, requantize)

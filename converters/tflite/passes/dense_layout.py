@@ -38,8 +38,9 @@ def _dense_weight(graph: Graph, node: Node, feature_input: int):
     return b, (in_axis if feature_input == 0 else 1 - in_axis)
 
 
-def _replace_const(graph: Graph, node: Node, idx: int, data: np.ndarray, tag: str) -> None:
-    value = graph.add_value(Value(f"{node.name}/{tag}", data.dtype, data.shape, const=np.ascontiguousarray(data)))
+def _replace_const(graph: Graph, node: Node, idx: int, data: np.ndarray, tag: str, quant: dict | None = None) -> None:
+    value = graph.add_value(Value(f"{node.name}/{tag}", data.dtype, data.shape, const=np.ascontiguousarray(data),
+                                  quant=quant))
     node.inputs[idx] = value.name
 
 
@@ -61,7 +62,7 @@ def _flatten_into_dense(graph: Graph) -> bool:
             continue
         weight, axis = found
         order = logical_index(src.shape, src.perm)
-        _replace_const(graph, dense, 1, np.take(weight.const, order, axis=axis), "rows_nhwc")
+        _replace_const(graph, dense, 1, np.take(weight.const, order, axis=axis), "rows_nhwc", weight.quant)
         relayout.op_type, relayout.attrs, relayout.outputs = "PhysicalReshape", {}, [flat.outputs[0]]
         graph.remove_nodes([flat])
         return True
@@ -103,11 +104,20 @@ def _dense_into_reshape(graph: Graph) -> bool:
 
 def _permute_dense_outputs(graph: Graph, dense: Node, found, order, features: int) -> None:
     weight, axis = found
-    _replace_const(graph, dense, 1, np.take(weight.const, order, axis=axis), "cols_nhwc")
+    _replace_const(graph, dense, 1, np.take(weight.const, order, axis=axis), "cols_nhwc", _take(weight.quant, order))
     if len(dense.inputs) > 2 and dense.inputs[2]:
-        bias = graph.values[dense.inputs[2]].const
+        bias_value = graph.values[dense.inputs[2]]
+        bias = bias_value.const
         if bias.size == features:
-            _replace_const(graph, dense, 2, bias.reshape(-1)[order].reshape(bias.shape), "bias_nhwc")
+            _replace_const(graph, dense, 2, bias.reshape(-1)[order].reshape(bias.shape), "bias_nhwc",
+                           _take(bias_value.quant, order))
+
+
+def _take(quant: dict | None, order) -> dict | None:
+    """Per-channel quantization parameters follow their channels when those are permuted."""
+    if quant is None or len(quant["scale"]) == 1:
+        return quant
+    return dict(quant, scale=[quant["scale"][i] for i in order], zero_point=[quant["zero_point"][i] for i in order])
 
 
 def _elementwise_chain(graph: Graph, name: str, producers: dict, consumers: dict, scalar_only: bool) -> list:

@@ -36,6 +36,7 @@ class Row:
 
 
 X4 = "float[1,3,8,8] x"
+QDQ = "q = QuantizeLinear(x, s)\ny = DequantizeLinear(q, s)"
 W = {"w": f32(4, 3, 3, 3), "b": f32(4)}
 ROWS = [
     # --- convolutions
@@ -197,6 +198,12 @@ ROWS = [
         inits={"s": np.asarray([1, 1, 2, 2], np.float32)}),
     Row("Upsample", 7, "y = Upsample <mode=\"linear\", scales=[1.0,1.0,2.0,2.0]> (x)",
         ops={"TRANSPOSE", "RESIZE_BILINEAR"}, id="opset7"),
+    # --- what QDQ folding leaves of QuantizeLinear/DequantizeLinear (uint8, zero point 0: negatives clamp to 0)
+    Row("QuantizeLinear", 13, QDQ, ops={"QUANTIZE", "DEQUANTIZE"}, inits={"s": np.float32(0.05)}),
+    Row("QuantizeLinear", 19, QDQ, ops={"QUANTIZE", "DEQUANTIZE"}, inits={"s": np.float32(0.05)}),
+    Row("QuantizeLinear", 21, QDQ, ops={"QUANTIZE", "DEQUANTIZE"}, inits={"s": np.float32(0.05)}),
+    Row("DequantizeLinear", 13, QDQ, ops={"QUANTIZE", "DEQUANTIZE"}, inits={"s": np.float32(0.02)}),
+    Row("DequantizeLinear", 21, QDQ, ops={"QUANTIZE", "DEQUANTIZE"}, inits={"s": np.float32(0.02)}),
     # --- compile-time values and the compiler's own layout ops
     Row("Constant", 13, "k = Constant <value=float[1] {2.5}> ()\ny = Mul(x, k)", ops={"MUL"}),
     Row("Shape", 13, "s = Shape(x)\nk = ConstantOfShape <value=float[1] {1.0}> (s)\ny = Add(x, k)", ops={"ADD"},
