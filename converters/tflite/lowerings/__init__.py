@@ -1,3 +1,4 @@
 """Lowerings, one module per ONNX op family; importing this package registers them all."""
-from edgekit.converters.tflite.lowerings import (activation, conv, dense, elementwise, layout, normalization,  # noqa: F401
-                                                 pool, quantize, reduce, resize, shape)
+from edgekit.converters.tflite.lowerings import (activation, attention, conv, dense, elementwise, layout,  # noqa: F401
+                                                 logic, normalization, pool, quantize, recurrent, reduce, resize,
+                                                 shape)

@@ -162,8 +162,10 @@ def slice_10(b, x, starts, ends, axes=None, steps=None):
     _slice(b, x, const_of(starts, "starts"), const_of(ends, "ends"), const_of(axes, "axes"), const_of(steps, "steps"))
 
 
-@lowering("Gather", emits=("GATHER", "RESHAPE"))
+@lowering("Gather", emits=("GATHER", "RESHAPE", "CAST", "FLOOR_MOD"))
 def gather(b, x, indices, *, axis=0):
+    if not indices.is_const:
+        return _gather_computed(b, x, indices, axis % x.rank)
     index = const_of(indices, "indices").astype(np.int64)
     dim = int(x.shape[axis % x.rank])
     if dim < 0:
@@ -177,6 +179,24 @@ def gather(b, x, indices, *, axis=0):
     gathered = b.like(x, [1 if i == axis % x.rank else d for i, d in enumerate(x.shape)], hint="gathered")
     b.emit("GATHER", [b.t(x), b.const(index.reshape(1), hint="indices")], [gathered], axis=axis % x.rank)
     b.emit("RESHAPE", [gathered, b.ints(y.shape)], [b.out(y)])
+
+
+def _gather_computed(b, x, indices, axis):
+    """Run-time indices (token ids): int32, wrapped like ONNX (-1 is the last row), then GATHER."""
+    dim = int(x.shape[axis])
+    if dim < 0:
+        raise Unsupported("gathering along the dynamic batch dimension")
+    index = b.t(indices)
+    if indices.dtype != np.int32:
+        from edgekit.converters.tflite.writer import TENSOR_TYPES, schema
+        as_int32 = b.temp(indices.shape, np.int32, "indices_int32")
+        types = schema().TensorType
+        b.emit("CAST", [index], [as_int32], inDataType=getattr(types, TENSOR_TYPES[indices.dtype.name]),
+               outDataType=types.INT32)
+        index = as_int32
+    wrapped = b.temp(indices.shape, np.int32, "indices_wrapped")
+    b.emit("FLOOR_MOD", [index, b.ints([dim], "dim")], [wrapped])
+    b.emit("GATHER", [b.t(x), wrapped], [b.out(b.outputs[0])], axis=axis)
 
 
 def _pad(b, x, pads, value, mode, axes=None):

@@ -6,11 +6,11 @@ Each module's docstring states its rewrite; each exposes `run(graph)`.
 from __future__ import annotations
 
 from edgekit.converters.tflite.passes import (cancel_transposes, constant_folding, dense_layout, fold_batchnorm,
-                                              fuse_activation, layout)
+                                              fuse_activation, gelu, layernorm, layout)
 from edgekit.converters.tflite.passes import float_islands, int8_weights, qdq, requantize
 
-#: before the support check: make static facts constant so checks see them
-FOLDING = (qdq, constant_folding)
+#: before the support check: make static facts constant and fuse decomposed ops, so checks see the result
+FOLDING = (qdq, constant_folding, layernorm, gelu)
 #: after the check, on the IR
 IR_PASSES = (float_islands, fold_batchnorm, int8_weights, layout, dense_layout)
 #: after lowering, on the TFLite graph

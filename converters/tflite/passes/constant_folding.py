@@ -2,6 +2,9 @@
 evaluator; `Shape`/`Size` of a statically shaped value become constants too.
 
     Add(const a, const b) -> const (a + b);  Shape(x: static [1,3,8,8]) -> const [1,3,8,8]
+
+A node left in place whose output shape is still unknown is shape-inferred again with its now-constant
+inputs (a Reshape whose target came from Shape/Gather/Concat arithmetic gets a static shape).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ def run(graph: Graph, options=None) -> None:
     for node in graph.nodes:
         results = _fold(node, graph)
         if results is None:
+            _refine_shapes(node, graph)
             continue
         for name, arr in zip(node.outputs, results):
             if name:
@@ -42,6 +46,36 @@ def _fold(node: Node, graph: Graph):
     if any(v is not None and v.const.size > MAX_FOLDED_ELEMENTS for v in inputs):
         return None
     return _evaluate(node, inputs, graph.opset)
+
+
+def _refine_shapes(node: Node, graph: Graph) -> None:
+    """Re-run ONNX shape inference on one node whose outputs are unknown or have run-time non-batch dims."""
+    outputs = [graph.value(o) for o in node.outputs if o]
+    if all(v is not None and v.shape is not None and DYNAMIC not in v.shape[1:] for v in outputs):
+        return
+    inputs = [graph.value(n) for n in node.inputs if n]
+    if node.domain not in ("", "ai.onnx") or any(v is None or v.shape is None for v in inputs):
+        return
+    import onnx
+    from onnx import helper
+    types = {v.name: helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(v.dtype),
+                                                   [None if d == DYNAMIC else d for d in v.shape]) for v in inputs}
+    data = {v.name: onnx.numpy_helper.from_array(v.const, v.name) for v in inputs if v.is_const}
+    attrs = {k: onnx.numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v for k, v in node.attrs.items()}
+    try:
+        schema = onnx.defs.get_schema(node.op_type, graph.opset, node.domain)
+        inferred = onnx.shape_inference.infer_node_outputs(
+            schema, helper.make_node(node.op_type, node.inputs, node.outputs, **attrs), types, data,
+            opset_imports=[helper.make_opsetid("", graph.opset)])
+    except Exception:  # inference is best effort here; the support check reports what stays unknown
+        return
+    for name, proto in inferred.items():
+        tt, value = proto.tensor_type, graph.values.get(name)
+        if value is None or not tt.HasField("shape"):
+            continue
+        shape = tuple(int(d.dim_value) if d.HasField("dim_value") else DYNAMIC for d in tt.shape.dim)
+        if value.shape is None or shape.count(DYNAMIC) < value.shape.count(DYNAMIC):
+            value.shape = shape
 
 
 def _constant(attrs: dict) -> np.ndarray:
