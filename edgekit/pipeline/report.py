@@ -27,6 +27,7 @@ def recommend(variants, config):
         if delta is not None and -delta > config.max_drop + 1e-12:
             v.status = "failed gate"
             v.reason = f"{v.accuracy['metric']} drops by {-delta:.4f}, more than max_drop {config.max_drop}"
+            v.reason += "".join(f"; {n}" for n in (v.details.get("notes") or []) if "accuracy search" in n)
             continue
         p50s = [b["p50_ms"] for b in v.bench if "p50_ms" in b]
         if not p50s:
