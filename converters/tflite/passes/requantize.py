@@ -1,7 +1,8 @@
 """Requantization where TFLite's integer kernels constrain parameters, on the TFLite graph:
 
     y{s, z} = LOGISTIC(x)      -> t{1/256, -128} = LOGISTIC(x); y = QUANTIZE(t)   (also SOFTMAX; TANH: 1/128, 0)
-    y{s, z} = RESHAPE(x{s', z'}) -> x' = QUANTIZE(x){s, z}; y = RESHAPE(x')        (every op in SAME_SCALE)
+    y{s, z} = RESHAPE(x{s', z'}) -> t{s', z'} = RESHAPE(x); y = QUANTIZE(t)          (one data input, SAME_SCALE)
+    y{s, z} = CONCATENATION(a{s1, z1}, b) -> a' = QUANTIZE(a){s, z}; y = CONCATENATION(a', b)   (several inputs)
 
 so each kernel sees the parameters it assumes and the values keep the scale the quantizer chose.
 """
@@ -49,26 +50,45 @@ def _fixed_output(graph: TflGraph, op: TflOp) -> None:
 
 
 def _same_scale(graph: TflGraph, op: TflOp) -> None:
-    outs = [o for o in op.outputs if _int8(graph, o)]
-    if not outs:
-        return
-    want = graph.tensors[outs[0]].quant
-    for o in outs[1:]:  # SPLIT: every output must match the input, so they all take the first's parameters
-        if not qz.same(graph.tensors[o].quant, want):
-            graph.tensors[o].quant = dict(want)
     picks = qz.DATA_INPUTS.get(op.code, (0,))
-    indices = range(len(op.inputs)) if picks is None else picks
+    data = [i for i in (range(len(op.inputs)) if picks is None else picks) if i < len(op.inputs)]
+    if len(data) == 1:
+        _requantize_outputs(graph, op, op.inputs[data[0]])
+    else:
+        _requantize_inputs(graph, op, data)
+
+
+def _requantize_outputs(graph: TflGraph, op: TflOp, source: str) -> None:
+    """One data input: the op works in its input's parameters, each output is requantized after it (the output
+    range is within the input's, so nothing is clipped that the output could hold)."""
+    if not _int8(graph, source):
+        return
+    have = graph.tensors[source].quant
+    for k, out in enumerate(op.outputs):
+        if not _int8(graph, out) or qz.same(graph.tensors[out].quant, have):
+            continue
+        t = graph.tensors[out]
+        inner = _fresh(graph, f"{out}/{op.code.lower()}_in_scale")
+        graph.tensors[inner] = TflTensor(inner, list(t.shape), t.dtype, quant=dict(have))
+        op.outputs[k] = inner
+        graph.ops.insert(graph.ops.index(op) + 1, TflOp("QUANTIZE", [inner], [out], origin=f"{op.origin}/requantize"))
+
+
+def _requantize_inputs(graph: TflGraph, op: TflOp, indices) -> None:
+    """Several data inputs (CONCATENATION, MAXIMUM, MINIMUM): each is requantized to the output's parameters."""
+    if not _int8(graph, op.outputs[0]):
+        return
+    want = graph.tensors[op.outputs[0]].quant
     for i in indices:
-        name = op.inputs[i] if i < len(op.inputs) else None
+        name = op.inputs[i]
         if not _int8(graph, name) or qz.same(graph.tensors[name].quant, want):
             continue
         src = graph.tensors[name]
+        renamed = _fresh(graph, f"{name}/requantized")
         if src.data is not None:
-            renamed = _fresh(graph, f"{name}/requantized")
             data = qz.quantize(qz.dequantize(src.data, src.quant), want)
             graph.tensors[renamed] = TflTensor(renamed, list(src.shape), src.dtype, data, dict(want))
         else:
-            renamed = _fresh(graph, f"{name}/requantized")
             graph.tensors[renamed] = TflTensor(renamed, list(src.shape), src.dtype, quant=dict(want))
             graph.ops.insert(graph.ops.index(op), TflOp("QUANTIZE", [name], [renamed], origin=f"{op.origin}/requantize"))
         op.inputs[i] = renamed
