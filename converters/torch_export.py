@@ -305,7 +305,8 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
     result = ExportResult(None, used, note, _opset_of(proto), [i.__dict__ | {"shape": list(i.shape)} for i in source.inputs],
                           [o.name for o in proto.graph.output], validation, valid, axes)
     if valid or keep_invalid:
-        result.path = atomic_write(output, proto.SerializeToString())
+        from edgekit.onnx_io import save_onnx
+        result.path = save_onnx(proto, output)[-1]
     if not valid:
         worst = max((v for v in validation if not v["ok"]), key=lambda v: v["max_abs"])
         tried = "; ".join(f"{n}: {r}" for n, _, _, r in attempts)

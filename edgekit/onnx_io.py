@@ -78,3 +78,36 @@ def check_external_data(model, base_dir: Path) -> None:
         if offset < 0 or length < 0 or length > MAX_EXTERNAL_BYTES or offset + length > st.st_size:
             raise InvalidModelError(f"Refused: {where} at offset {offset} length {length}, beyond the file's "
                                     f"{st.st_size} bytes.", hint="The data file is truncated or the model is corrupt.")
+
+
+#: protobuf cannot serialize a message over 2 GiB; models near it keep their weights in a side file
+EXTERNAL_DATA_THRESHOLD = (2 << 30) - (64 << 20)
+
+
+def save_onnx(model, dest: str | os.PathLike) -> list[Path]:
+    """Write `model` atomically; a model too large for one protobuf gets its weights in `<name>.data` beside it.
+
+    The data file is written fresh under a temp name and renamed (never appended to an existing file), and only
+    into the destination's own directory. Returns the files written.
+    """
+    from edgekit.fileio import atomic_path, atomic_write
+
+    dest = Path(dest)
+    if model.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
+        return [atomic_write(dest, model.SerializeToString())]
+    import copy
+    import tempfile
+
+    onnx = require("onnx", "Writing ONNX models")
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    data_name = dest.name + ".data"
+    model = copy.deepcopy(model)
+    with tempfile.TemporaryDirectory(dir=dest.parent if str(dest.parent) else ".", prefix=".edgekit-tmp-ext-") as tmp:
+        convert_model_to_external_data(model, all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
+        onnx.save_model(model, str(Path(tmp) / dest.name))  # writes tmp/<name> and tmp/<name>.data, both new
+        with atomic_path(dest.parent / data_name) as data_tmp:
+            os.replace(Path(tmp) / data_name, data_tmp)
+        with atomic_path(dest) as model_tmp:
+            os.replace(Path(tmp) / dest.name, model_tmp)
+    return [dest.parent / data_name, dest]

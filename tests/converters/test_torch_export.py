@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -168,9 +169,14 @@ def test_output_equal_to_input_and_unwritable_dir(tmp_path):
         export("zoo:mlp", tmp_path / "missing_dir" / "a.onnx")
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o500)
-    if not __import__("os").access(ro, __import__("os").W_OK):  # root can write anywhere
+    if os.access(ro, os.W_OK):  # root ignores mode bits: use a read-only mount instead
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)]).returncode:
+            pytest.skip("cannot make an unwritable directory here (root without mount rights)")
+    try:
         proc = _cli("export", "zoo:mlp", "-o", str(ro / "a.onnx"))
-        assert proc.returncode == 7 and "not writable" in proc.stderr
+        assert proc.returncode == 7 and "not writable" in proc.stderr, proc.stderr
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
 
 
 def test_validation_failure_keeps_previous_file(tmp_path):

@@ -78,3 +78,24 @@ def test_valid_external_data_loads(layout):
     (model_dir / "data.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
     model = load_onnx(model_with_external(model_dir, "data.bin"))
     np.testing.assert_array_equal(numpy_helper.to_array(model.graph.initializer[0]), np.arange(4, dtype=np.float32))
+
+
+def test_large_models_get_external_data_only_in_their_directory(tmp_path, monkeypatch):
+    """Over the protobuf limit (lowered here so a small model stands in for a 2 GB one), weights go to a fresh
+    `<name>.data` beside the model: an existing file of that name is replaced, never appended to."""
+    import onnxruntime as ort
+
+    import edgekit.onnx_io as onnx_io
+    from edgekit.converters.torch_export import export
+    monkeypatch.setattr(onnx_io, "EXTERNAL_DATA_THRESHOLD", 10_000)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "m.onnx.data").write_bytes(b"stale data that must not be appended to" * 100)
+    export("zoo:lenet", out_dir / "m.onnx")
+    assert sorted(p.name for p in out_dir.iterdir()) == ["m.onnx", "m.onnx.data"]
+    assert b"stale data" not in (out_dir / "m.onnx.data").read_bytes()
+    assert (out_dir / "m.onnx").stat().st_size < 20_000
+    model = load_onnx(out_dir / "m.onnx")
+    assert all(t.data_location == 0 for t in model.graph.initializer)  # loaded back in full
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    assert ort.InferenceSession(str(out_dir / "m.onnx")).run(None, {"image": x})[0].shape == (1, 10)
