@@ -58,6 +58,7 @@ class _Cell:
         self.clip = None if clip is None else float(clip)
         self.x = x
         self._unpacked: dict = {}  # initial-state input -> its per-direction tensors
+        self._consts: dict = {}  # weight key -> tensor, shared across time steps
 
     # -- tensors of one step: [batch, n]
     def vec(self, hint: str, width: int | None = None) -> str:
@@ -70,21 +71,25 @@ class _Cell:
 
     def act(self, code: str, x: str, hint: str, width: int | None = None, clip: bool = True) -> str:
         if clip and self.clip is not None:  # gate inputs are clipped (ONNX Runtime leaves LSTM's h(C) alone)
-            lo = self.op("MAXIMUM", [x, self.b.const(np.full([1, 1], -self.clip, np.float32), hint="clip_lo")],
-                         f"{hint}_clipped_lo", width)
-            x = self.op("MINIMUM", [lo, self.b.const(np.full([1, 1], self.clip, np.float32), hint="clip_hi")],
-                        f"{hint}_clipped", width)
+            lo = self.op("MAXIMUM", [x, self.shared(np.full([1, 1], -self.clip), "clip_lo")], f"{hint}_clipped_lo",
+                         width)
+            x = self.op("MINIMUM", [lo, self.shared(np.full([1, 1], self.clip), "clip_hi")], f"{hint}_clipped", width)
         return self.op(code, [x], hint, width)
 
     def split(self, x: str, parts: int, hint: str) -> list:
         outs = [self.vec(f"{hint}{i}") for i in range(parts)]
-        self.b.emit("SPLIT", [self.b.ints(1, "axis"), x], outs, numSplits=parts)
+        self.b.emit("SPLIT", [self.shared(np.int32(1), "split_axis", np.int32), x], outs, numSplits=parts)
         return outs
 
-    def fc(self, x: str, weight: np.ndarray, bias: np.ndarray | None, hint: str) -> str:
-        bias_t = None if bias is None or not np.any(bias) else self.b.const(bias, np.float32, f"{hint}_bias")
-        return self.op("FULLY_CONNECTED", [x, self.b.const(weight, np.float32, f"{hint}_weight"), bias_t], hint,
-                       weight.shape[0])
+    def fc(self, x: str, weight: np.ndarray, bias: np.ndarray | None, hint: str, key: str) -> str:
+        """x · weightᵀ + bias; the constants are stored once per `key` and shared by every step."""
+        bias_t = None if bias is None or not np.any(bias) else self.shared(bias, f"{key}_bias")
+        return self.op("FULLY_CONNECTED", [x, self.shared(weight, f"{key}_weight"), bias_t], hint, weight.shape[0])
+
+    def shared(self, array: np.ndarray, key: str, dtype=np.float32) -> str:
+        if key not in self._consts:
+            self._consts[key] = self.b.const(array, dtype, key)
+        return self._consts[key]
 
     # -- the sequence
     def projected_inputs(self, d: int, bias: np.ndarray) -> list:
@@ -164,7 +169,8 @@ def _lstm(b, x, w, r, bias, sequence_lens, initial_h, initial_c, p, *, activatio
         hs = [None] * cell.steps
         for t in cell.order(d):
             tag = f"d{d}_t{t}_"
-            gates = cell.op("ADD", [xs[t], cell.fc(h, cell.r[d], None, tag + "hR")], tag + "gates", 4 * cell.hidden)
+            recurrent = cell.fc(h, cell.r[d], None, tag + "hR", f"d{d}_R")
+            gates = cell.op("ADD", [xs[t], recurrent], tag + "gates", 4 * cell.hidden)
             gi, go, gf, gc = cell.split(gates, 4, tag + "iofc")
             if pi is not None:
                 gi = cell.op("ADD", [gi, cell.op("MUL", [c, pi], tag + "pi")], tag + "gi_peep")
@@ -210,23 +216,25 @@ def _gru(b, x, w, r, bias, sequence_lens, initial_h, *, activations, clip, direc
         f_act, g_act = cell.activations[d]
         rb_h = cell.rb[d][2 * hid:]
         # z and r take both biases before the loop; h takes Rb_h inside when it multiplies r (linear_before_reset)
-        xs = cell.projected_inputs(d, cell.wb[d] + np.concatenate([cell.rb[d][:2 * hid], 0 * rb_h if linear_before_reset else rb_h]))
+        rb_in_projection = np.concatenate([cell.rb[d][:2 * hid], 0 * rb_h if linear_before_reset else rb_h])
+        xs = cell.projected_inputs(d, cell.wb[d] + rb_in_projection)
         h = cell.initial(initial_h, d, "h")
         hs = [None] * cell.steps
         for t in cell.order(d):
             tag = f"d{d}_t{t}_"
             xz, xr, xh = cell.split(xs[t], 3, tag + "x_zrh")
             if linear_before_reset:
-                hz, hr, hh = cell.split(cell.fc(h, cell.r[d], np.concatenate([np.zeros(2 * hid), rb_h]), tag + "hR"),
-                                        3, tag + "h_zrh")
+                recurrent = cell.fc(h, cell.r[d], np.concatenate([np.zeros(2 * hid), rb_h]), tag + "hR", f"d{d}_R")
+                hz, hr, hh = cell.split(recurrent, 3, tag + "h_zrh")
             else:
-                hz, hr = cell.split(cell.fc(h, cell.r[d][:2 * hid], None, tag + "hR_zr"), 2, tag + "h_zr")
+                hz, hr = cell.split(cell.fc(h, cell.r[d][:2 * hid], None, tag + "hR_zr", f"d{d}_R_zr"), 2, tag + "h_zr")
             z = cell.act(f_act, cell.op("ADD", [xz, hz], tag + "gz"), tag + "z")
             rr = cell.act(f_act, cell.op("ADD", [xr, hr], tag + "gr"), tag + "r")
             if linear_before_reset:
                 reset = cell.op("MUL", [rr, hh], tag + "r_hh")
             else:
-                reset = cell.fc(cell.op("MUL", [rr, h], tag + "r_h"), cell.r[d][2 * hid:], None, tag + "rh_R")
+                reset = cell.fc(cell.op("MUL", [rr, h], tag + "r_h"), cell.r[d][2 * hid:], None, tag + "rh_R",
+                                f"d{d}_R_h")
             n = cell.act(g_act, cell.op("ADD", [xh, reset], tag + "gn"), tag + "n")
             # h' = (1 - z) * n + z * h  ==  n + z * (h - n)
             h = hs[t] = cell.op("ADD", [n, cell.op("MUL", [z, cell.op("SUB", [h, n], tag + "h_n")], tag + "z_hn")],
@@ -265,8 +273,8 @@ def _rnn(b, x, w, r, bias, sequence_lens, initial_h, *, activations, clip, direc
         hs = [None] * cell.steps
         for t in cell.order(d):
             tag = f"d{d}_t{t}_"
-            h = hs[t] = cell.act(f_act, cell.op("ADD", [xs[t], cell.fc(h, cell.r[d], None, tag + "hR")], tag + "g"),
-                                 tag + "h")
+            recurrent = cell.fc(h, cell.r[d], None, tag + "hR", f"d{d}_R")
+            h = hs[t] = cell.act(f_act, cell.op("ADD", [xs[t], recurrent], tag + "g"), tag + "h")
         sequences.append(hs)
         finals.append(h)
     cell.write_outputs(sequences, [finals])
