@@ -17,6 +17,12 @@ from edgekit.errors import UsageError, ValidationError
 TARGETS = ("tflite",)
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
+#: default (atol, rtol) per compiled mode; int8 judges in quantization steps of each output instead of atol
+TOLERANCES = {"float32": (DEFAULT_ATOL, DEFAULT_RTOL), "fp16": (1e-4, 1e-2), "dynamic": (1e-4, 5e-2),
+              "int8": (None, 0.0)}
+INT8_STEPS = 4  # int8: max |TFLite - ONNX Runtime| in output quantization steps
+TOP1_MIN = 0.9  # quantized modes: top-1 agreement needed on outputs that look like class scores
+SAMPLES = {"float32": 1, "fp16": 1, "dynamic": 8, "int8": 8}  # seeded validation inputs per mode
 
 
 @dataclass
@@ -35,15 +41,22 @@ class ConvertResult:
     passed: bool
     outputs: list = field(default_factory=list)  # OutputDiff.as_dict() per output
     written: bool = False
+    mode: str = "float32"  # float32 | fp16 | dynamic | int8
+    quantization: dict = field(default_factory=dict)  # notes, float islands, int8 I/O parameters, steps
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: bool = False,
-            atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL, force: bool = False, keep_invalid: bool = False,
-            seed: int = 0, progress: Callable[[str], None] | None = None) -> ConvertResult:
-    """Compile `in_path` (ONNX) to `out_path`; ValidationError (nothing written) if outputs diverge."""
+            atol: float | None = None, rtol: float | None = None, force: bool = False, keep_invalid: bool = False,
+            seed: int = 0, progress: Callable[[str], None] | None = None, precision: str = "auto",
+            int8_io: bool = False) -> ConvertResult:
+    """Compile `in_path` (ONNX) to `out_path`; ValidationError (nothing written) if outputs diverge.
+
+    precision: "auto" follows the model (QDQ → int8, dynamic-quantized → dynamic, float16 → fp16, else float32);
+    "fp16" or "dynamic" on a float32 model. Default tolerances depend on the mode (TOLERANCES; int8 in steps).
+    """
     from edgekit.fileio import atomic_write, check_output, sniff_format
     step = progress or (lambda _msg: None)
     if to not in TARGETS:
@@ -55,14 +68,28 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
     out = check_output(out_path, (in_path,), force=force)
     step("compiling")
     from edgekit.converters.tflite import compile_onnx
-    compiled = compile_onnx(in_path, parse_input_shapes(input_shapes), nhwc_io, source=f"'{Path(in_path).name}'")
+    compiled = compile_onnx(in_path, parse_input_shapes(input_shapes), nhwc_io, source=f"'{Path(in_path).name}'",
+                            int8_io=int8_io, precision=precision)
+    mode = compiled.quantization.get("mode", "float32")
+    default_atol, default_rtol = TOLERANCES[mode]
+    rtol = default_rtol if rtol is None else rtol
     step("validating")
     started = time.perf_counter()
-    diffs = validate_tflite(in_path, compiled.to_bytes(), compiled.input_shapes, compiled.io_layouts, seed=seed)
-    passed = all(d.within(atol, rtol) for d in diffs)
+    io_quant = compiled.quantization.get("io") or {}
+    diffs = _merged_diffs(in_path, compiled, SAMPLES[mode], seed, io_quant)
+    steps = output_steps(compiled) if mode == "int8" else {}
+    limits = {d.name: (atol if atol is not None else
+                       default_atol if default_atol is not None else INT8_STEPS * steps.get(d.name, 0.0)) for d in diffs}
+    passed = all(d.within(limits[d.name], rtol if d.name in steps or mode != "int8" else max(rtol, 0.05))
+                 and (mode == "float32" or d.top1_agreement is None or d.top1_agreement >= TOP1_MIN) for d in diffs)
+    quant = {k: v for k, v in compiled.quantization.items() if k != "mode"}
+    if steps:
+        quant["output_steps"] = steps
+        quant["steps_off"] = {d.name: d.max_abs / steps[d.name] for d in diffs if steps.get(d.name)}
     result = ConvertResult(str(in_path), str(out), to, compiled.seconds, time.perf_counter() - started, 0,
-                           compiled.op_histogram, compiled.input_shapes, compiled.io_layouts, atol, rtol, passed,
-                           [d.as_dict() for d in diffs])
+                           compiled.op_histogram, compiled.input_shapes, compiled.io_layouts,
+                           max(limits.values(), default=0.0), rtol, passed, [d.as_dict() for d in diffs],
+                           mode=mode, quantization=quant)
     data = compiled.to_bytes(_metadata(in_path, compiled, result))
     result.size_bytes = len(data)
     if passed or keep_invalid:
@@ -73,7 +100,10 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
         worst = max(diffs, key=lambda d: d.max_abs / max(d.scale, 1e-12))
         err = ValidationError(
             f"The TFLite model's output '{worst.name}' differs from ONNX Runtime by {worst.max_abs:.3g} "
-            f"(output scale {worst.scale:.3g}; tolerance atol={atol:g} + rtol={rtol:g}·scale). "
+            f"(output scale {worst.scale:.3g}; tolerance atol={limits[worst.name]:g} + rtol={rtol:g}·scale"
+            + (f", {INT8_STEPS} quantization steps" if steps and atol is None else "")
+            + (f"; top-1 agreement {worst.top1_agreement:.2f}, needed {TOP1_MIN}" if worst.top1_agreement is not None
+               and mode != "float32" else "") + "). "
             + (f"It was written anyway to '{out}' (--keep-invalid)." if keep_invalid else "Nothing was written."),
             hint="Loosen --atol/--rtol if the difference is acceptable, or pass --keep-invalid to write the model "
                  "anyway; report it if it looks like a compiler bug.")
@@ -94,9 +124,37 @@ def parse_input_shapes(shapes):
     return {n: d for n, d, _ in parsed} if named else [d for _, d, _ in parsed]
 
 
+def output_steps(compiled) -> dict:
+    """Output name → the quantization step (scale) of an INT8 model's output (int8 output, or the DEQUANTIZE
+    input that makes it); outputs computed in float are absent."""
+    g = compiled.graph
+    made = g.producers()
+    steps = {}
+    for name in g.outputs:
+        t, op = g.tensors[name], made.get(name)
+        if op is not None and op.code in ("RESHAPE", "TRANSPOSE") and t.dtype.name == "float32":
+            op = made.get(op.inputs[0])  # an output relayout after the dequantize
+        if t.quant and t.dtype.name == "int8":
+            steps[name] = float(t.quant["scale"][0])
+        elif op is not None and op.code == "DEQUANTIZE" and g.tensors[op.inputs[0]].quant:
+            steps[name] = float(g.tensors[op.inputs[0]].quant["scale"][0])
+    return steps
+
+
+def _merged_diffs(in_path, compiled, samples: int, seed: int, io_quant: dict) -> list:
+    from edgekit.metrics import merge
+    data = compiled.to_bytes()
+    runs = [validate_tflite(in_path, data, compiled.input_shapes, compiled.io_layouts, seed=seed + i,
+                            io_quant=io_quant) for i in range(samples)]
+    return [merge([run[k] for run in runs]) for k in range(len(runs[0]))] if samples > 1 else runs[0]
+
+
 def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_layouts: dict | None = None,
-                    seed: int = 0, threads: int | None = 1):
-    """Run ONNX Runtime and LiteRT on the same seeded inputs; one OutputDiff per output (ONNX layout)."""
+                    seed: int = 0, threads: int | None = 1, io_quant: dict | None = None):
+    """Run ONNX Runtime and LiteRT on the same seeded inputs; one OutputDiff per output (ONNX layout).
+
+    io_quant: {name: {"scale", "zero_point"}} of int8 inputs/outputs (--int8-io): inputs are quantized and
+    outputs dequantized so both sides compare real values."""
     from edgekit import runtimes
     from edgekit.metrics import diff
 
@@ -111,8 +169,21 @@ def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_lay
         expected = ref.run(feeds)
         layouts = {i.name: i.layout for i in lite.inputs + lite.outputs if i.layout}
         layouts.update(io_layouts or {})
-        got = lite.run({i.name: to_layout(feeds[i.name], layouts.get(i.name)) for i in lite.inputs})
-        return [diff(name, expected[name], from_layout(got[name], layouts.get(name))) for name in expected]
+        io_quant = io_quant or {}
+        got = lite.run({i.name: to_layout(_quantized(feeds[i.name], io_quant.get(i.name)), layouts.get(i.name))
+                        for i in lite.inputs})
+        return [diff(name, expected[name], from_layout(_dequantized(got[name], io_quant.get(name)), layouts.get(name)))
+                for name in expected]
+
+
+def _quantized(array: np.ndarray, q: dict | None) -> np.ndarray:
+    if not q:
+        return array
+    return np.clip(np.round(array / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+
+
+def _dequantized(array: np.ndarray, q: dict | None) -> np.ndarray:
+    return array if not q else ((array.astype(np.float32) - q["zero_point"]) * q["scale"]).astype(np.float32)
 
 
 def to_layout(array: np.ndarray, layout: str | None) -> np.ndarray:
@@ -134,4 +205,5 @@ def _metadata(in_path, compiled, result: ConvertResult) -> dict:
         "edgekit.input_shapes": json.dumps(compiled.input_shapes),
         "edgekit.io_layouts": json.dumps(compiled.io_layouts),
         "edgekit.validation": json.dumps(validation, default=float),
+        "edgekit.quantization": json.dumps(dict(result.quantization, mode=result.mode), default=float),
     }

@@ -21,6 +21,7 @@ def load_onnx(model_or_path):
 def import_model(model, input_shapes=None) -> Graph:
     """ONNX ModelProto → IR Graph. `input_shapes`: {name: dims} or a list of dims in input order."""
     import onnx
+    model = _topologically_sorted(model)
     try:  # dangling names, unknown ops, bad attributes: refuse before any pass trusts the graph
         onnx.checker.check_model(model)
     except Exception as exc:
@@ -52,6 +53,35 @@ def import_model(model, input_shapes=None) -> Graph:
     inits = {i.name for i in g.initializer}
     return Graph(values, nodes, [i.name for i in g.input if i.name not in inits], [o.name for o in g.output],
                  opset, g.name or "main")
+
+
+def _topologically_sorted(model):
+    """The model with its nodes in dependency order (ONNX Runtime runs unsorted graphs, e.g. the float16 models its
+    converter writes with Casts appended last; the checker refuses them). Unchanged if already sorted or cyclic."""
+    import onnx
+    g = model.graph
+    nodes = list(g.node)
+    produced = {o for n in nodes for o in n.output}
+    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    order, pending = [], list(range(len(nodes)))
+    while pending:  # stable: a sorted graph comes out in one sweep, unchanged
+        left = []
+        for i in pending:
+            if all(x in ready or x not in produced for x in nodes[i].input):
+                order.append(i)
+                ready.update(nodes[i].output)
+            else:
+                left.append(i)
+        if len(left) == len(pending):
+            return model  # a cycle: leave it to the checker
+        pending = left
+    if order == list(range(len(nodes))):
+        return model
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    del fixed.graph.node[:]
+    fixed.graph.node.extend(nodes[i] for i in order)
+    return fixed
 
 
 def _with_input_shapes(model, input_shapes):

@@ -14,25 +14,39 @@ from edgekit.cli.common import console, emit_json, handle_errors, json_option, o
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="SHAPE",
               help="Fix dynamic input dims: 1x3x224x224 (inputs in order) or NAME=1x3x224x224. Repeatable.")
 @click.option("--nhwc-io", is_flag=True, help="Take and return 4-D tensors as NHWC (no transposes at the edges).")
-@click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance of validation.")
-@click.option("--rtol", type=float, default=1e-4, show_default=True, help="Tolerance relative to output scale.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "fp16", "dynamic", "int8"]), default="auto",
+              show_default=True, help="auto follows the model: QDQ → int8, ONNX dynamic quantization → dynamic "
+              "(int8 weights, float activations), float16 → fp16, else float32. fp16/dynamic also apply to float32 "
+              "models.")
+@click.option("--fp16", is_flag=True, help="Same as --precision fp16: float16 weights, float32 compute.")
+@click.option("--int8-io", is_flag=True, help="INT8 models: take and return int8 tensors (scales in the metadata).")
+@click.option("--atol", type=float, default=None, help="Absolute tolerance of validation [default: by mode; int8: "
+              "4 quantization steps of each output].")
+@click.option("--rtol", type=float, default=None, help="Tolerance relative to output scale [default: by mode: "
+              "float32 1e-4, fp16 1e-2, dynamic 5e-2].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random validation inputs.")
 @click.option("--keep-invalid", is_flag=True, help="Write the file even when validation fails (exit code stays 5).")
 @click.option("--force", is_flag=True, help="Allow the output to replace an input file (atomically).")
 @json_option
 @handle_errors
-def command(model, to, output, input_shapes, nhwc_io, atol, rtol, seed, keep_invalid, force, json_path):
-    """Compile an ONNX model to TFLite (float32) and validate it against ONNX Runtime.
+def command(model, to, output, input_shapes, nhwc_io, precision, fp16, int8_io, atol, rtol, seed, keep_invalid, force,
+            json_path):
+    """Compile an ONNX model to TFLite (float32, FP16, dynamic-range or INT8) and validate it against ONNX Runtime.
 
     Exit code 4 lists every node that cannot be compiled; 5 means the outputs diverged (nothing written).
     """
     from edgekit.convert import convert
-    from edgekit.errors import UnsupportedModelError, ValidationError
+    from edgekit.errors import UnsupportedModelError, UsageError, ValidationError
+
+    if fp16 and precision not in ("auto", "fp16"):
+        raise UsageError(f"--fp16 contradicts --precision {precision}.", hint="Give one of them.")
+    precision = "fp16" if fp16 else precision
 
     try:
         with console.status("Reading the model …") as status:
             result = convert(model, output, to=to, input_shapes=list(input_shapes), nhwc_io=nhwc_io, atol=atol,
-                             rtol=rtol, force=force, keep_invalid=keep_invalid, seed=seed,
+                             rtol=rtol, force=force, keep_invalid=keep_invalid, seed=seed, precision=precision,
+                             int8_io=int8_io,
                              progress=lambda step: status.update(f"{step.capitalize()} …"))
     except ValidationError as exc:
         if getattr(exc, "result", None) is not None:
@@ -50,8 +64,10 @@ def _render(result) -> None:
     table = Table(title="Validation against ONNX Runtime (seeded random inputs)")
     for col in ("output", "max abs", "scale", "max rel", "cosine", "ok"):
         table.add_column(col)
+    steps = result.quantization.get("output_steps", {})
     for o in result.outputs:
-        ok = o["nonfinite"] == 0 and o["max_abs"] <= result.atol + result.rtol * o["scale"]
+        atol = result.atol if not steps else (4 * steps[o["name"]] if o["name"] in steps else result.atol)
+        ok = o["nonfinite"] == 0 and o["max_abs"] <= atol + result.rtol * o["scale"]
         table.add_row(o["name"], f"{o['max_abs']:.2e}", f"{o['scale']:.3g}", f"{o['max_rel']:.2e}",
                       f"{o['cosine']:.6f}", "[green]yes[/]" if ok else "[red]no[/]")
     out.print(table)
@@ -59,7 +75,28 @@ def _render(result) -> None:
     console.print(f"Ops: {ops}")
     if result.io_layouts:
         console.print(f"I/O layouts: {result.io_layouts}")
+    _render_quantization(result)
     console.print(f"Compiled in {result.compile_seconds:.2f} s, validated in {result.validate_seconds:.2f} s, "
                   f"{result.size_bytes / 1e6:.2f} MB")
     if result.written:
         console.print(f"[green]Wrote[/] {result.output}")
+
+
+def _render_quantization(result) -> None:
+    q = result.quantization
+    if result.mode == "float32" and not q.get("notes"):
+        return
+    line = f"Mode: [bold]{result.mode}[/]"
+    if q.get("steps_off"):
+        line += " — off ONNX Runtime by " + ", ".join(f"{k}: {v:.2f} steps" for k, v in q["steps_off"].items())
+    tops = [f"{o['name']}: {o['top1_agreement']:.0%}" for o in result.outputs if o.get("top1_agreement") is not None]
+    if tops and result.mode != "float32":
+        line += "; top-1 agreement " + ", ".join(tops)
+    console.print(line)
+    for name, io in (q.get("io") or {}).items():
+        console.print(f"  int8 I/O '{name}': scale {io['scale']:.6g}, zero point {io['zero_point']}")
+    for island in q.get("islands") or []:
+        console.print(f"  [yellow]float island[/] {', '.join(island['ops'])} ({len(island['nodes'])} node(s)): "
+                      f"{island['reason']}")
+    for note in q.get("notes") or []:
+        console.print(f"  note: {note}")

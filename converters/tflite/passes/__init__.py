@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from edgekit.converters.tflite.passes import (cancel_transposes, constant_folding, dense_layout, fold_batchnorm,
                                               fuse_activation, gelu, layernorm, layout)
-from edgekit.converters.tflite.passes import float_islands, int8_weights, qdq, requantize
+from edgekit.converters.tflite.passes import (dynamic_quant, dynamic_range, float_islands, fp16_model, fp16_weights,
+                                              int8_weights, qdq, requantize)
 
 #: before the support check: make static facts constant and fuse decomposed ops, so checks see the result
-FOLDING = (qdq, constant_folding, layernorm, gelu)
+FOLDING = (fp16_model, dynamic_quant, qdq, constant_folding, layernorm, gelu)
 #: after the check, on the IR
 IR_PASSES = (float_islands, fold_batchnorm, int8_weights, layout, dense_layout)
 #: after lowering, on the TFLite graph
-TFLITE_PASSES = (cancel_transposes, fuse_activation, requantize)
+TFLITE_PASSES = (cancel_transposes, fuse_activation, requantize, dynamic_range, fp16_weights)

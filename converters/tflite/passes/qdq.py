@@ -30,6 +30,7 @@ def run(graph: Graph, options=None) -> None:
     while _fuse_one(graph):
         pass
     _merge_requantize(graph)
+    _float_constants(graph)
     graph.prune()
     if getattr(options, "int8_io", False):
         _integer_io(graph)
@@ -173,6 +174,24 @@ def _merge_requantize(graph: Graph) -> None:
         else:
             node.inputs = [source]
     graph.remove_nodes(dead)
+
+
+def _float_constants(graph: Graph) -> None:
+    """A dequantized constant read by a float op (no integer kernel, or a float island) is folded back to float;
+    dense weights keep their int8 form (integer or hybrid kernels take them)."""
+    dense = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,)}
+    readers = graph.consumers()
+    for value in list(graph.values.values()):
+        if not value.is_const or value.quant is None:
+            continue
+        for node in readers.get(value.name, []):
+            if any(node.inputs[k] == value.name for k in dense.get(node.op_type, ()) if k < len(node.inputs)):
+                continue
+            data = [graph.value(n) for n in node.inputs if n and not graph.value(n).is_const]
+            if node.op_type not in (Q, DQ) and data and all(v.quant is not None for v in data):
+                continue  # an integer op: its constant operands stay int8
+            value.const, value.dtype, value.quant = qz.dequantize(value.const, value.quant), np.dtype(np.float32), None
+            break
 
 
 def _integer_io(graph: Graph) -> None:
