@@ -29,13 +29,28 @@ def inspect(path: str | Path) -> dict:
         except ImportError as exc:
             require("ai_edge_litert", "Inspecting TFLite models")
             raise UsageError(f"Inspecting .tflite files is not available in this install ({exc}).") from exc
-        info = describe_tflite(path)
+        info = _common_tflite_schema(describe_tflite(path))
     else:
         raise UsageError(f"'{path}' is a {fmt} file; inspect reads .onnx and .tflite models.",
                          hint="Export it first: edgekit export SPEC -o model.onnx.")
     info["file"] = str(path)
     info["format"] = fmt
     info["file_size"] = path.stat().st_size
+    return info
+
+
+def _common_tflite_schema(info: dict) -> dict:
+    """describe_tflite's figures under the keys inspect uses for every format."""
+    by_dtype = info.get("by_dtype", {})
+    info["parameter_count"] = info.get("parameters", 0)
+    info["parameters"] = {dtype: {"count": d["parameters"], "bytes": d["bytes"], "tensors": d["tensors"]}
+                          for dtype, d in by_dtype.items()}
+    info["nodes"] = info.get("op_count")
+    if "quantization" not in info:
+        weights = set(by_dtype)
+        info["quantization"] = ("INT8" if {"int8", "uint8"} & weights and "float32" not in weights else
+                                "dynamic-range / mixed INT8" if {"int8", "uint8"} & weights else
+                                "fp16 weights" if "float16" in weights else "float")
     return info
 
 

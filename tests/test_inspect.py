@@ -74,3 +74,15 @@ def test_truncated_onnx(tmp_path, zoo_onnx):
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(InvalidModelError):
         inspect(bad)
+
+
+def test_tflite_through_the_cli(zoo_onnx, tmp_path):
+    from edgekit.convert import convert
+    convert(zoo_onnx("lenet"), tmp_path / "l.tflite")
+    proc = _cli("inspect", str(tmp_path / "l.tflite"), "--json", str(tmp_path / "i.json"))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((tmp_path / "i.json").read_text())
+    assert info["format"] == "tflite" and info["quantization"] == "float"
+    assert info["parameter_count"] >= 93_322 and info["ops"]["CONV_2D"] == 3
+    human = _cli("inspect", str(tmp_path / "l.tflite"))
+    assert human.returncode == 0 and "CONV_2D" in human.stdout

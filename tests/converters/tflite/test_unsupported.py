@@ -20,10 +20,17 @@ BAD = model_text(
 
 
 def bad_model():
-    """Erf and Hardmax have no lowering, one Gemm has an unknown attribute, another transA=1."""
-    model = as_model(BAD.replace(", bogus=3", ""))
+    """Erf (alone) and Hardmax have no lowering, a Gemm has transA=1."""
+    return as_model(BAD.replace(", bogus=3", ""))
+
+
+def test_unknown_attribute_is_an_invalid_model():
+    """An attribute the ONNX spec does not define is a malformed file (exit 3), refused before any pass."""
+    from edgekit.errors import InvalidModelError
+    model = bad_model()
     model.graph.node[3].attribute.append(onnx.helper.make_attribute("bogus", 3))
-    return model
+    with pytest.raises(InvalidModelError, match="Unrecognized attribute: bogus"):
+        compile_onnx(model)
 
 
 def test_all_problems_are_listed_once():
@@ -31,8 +38,8 @@ def test_all_problems_are_listed_once():
         compile_onnx(bad_model())
     err = info.value
     ops = sorted(p["op_type"] for p in err.problems)
-    assert ops == ["Erf", "Gemm", "Hardmax"], err.problems  # static checks stop before lowering (transA=1)
-    assert "bogus" in str(err) and "Erf" in str(err) and "Hardmax" in str(err)
+    assert ops == ["Erf", "Hardmax"], err.problems  # static checks stop before lowering (transA=1)
+    assert "Erf" in str(err) and "Hardmax" in str(err)
     assert err.exit_code == 4
 
 
