@@ -22,6 +22,7 @@ class CompileOptions:
     nhwc_io: bool = False
     int8_io: bool = False  # int8 models: integer inputs/outputs (their scales go in the metadata)
     precision: str = "auto"
+    quantize_float_weights: bool = False  # dynamic mode: float dense weights become int8 (see passes.dynamic_range)
 
 
 @dataclass
@@ -59,6 +60,8 @@ def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metada
     for p in passes.FOLDING:
         p.run(graph, options)
     options.precision = resolve_precision(graph, precision, source)
+    options.quantize_float_weights = precision == "dynamic" or bool(graph.quantization.pop("requantize_float_weights",
+                                                                                              False))
     raise_if_any(check_graph(graph), source)
     for p in passes.IR_PASSES:
         p.run(graph, options)

@@ -5,6 +5,10 @@ to TFLite's hybrid kernels (float activations quantized on the fly, int8 weights
     y = Mul(Cast(MatMulInteger(xq, w_q, xz, w_z), to=float), Mul(xs, w_s))   -> y = MatMul(x, w_q{w_s, w_z})
     (ConvInteger likewise                                                     -> y = Conv(x, w_q{w_s, w_z}, attrs))
 
+    DequantizeLinear(Gather(table_q, ids))          -> Gather(table, ids)     (the table dequantized at compile time)
+    DynamicQuantizeLSTM(x, W_q, R_q, ...) [com.microsoft] -> LSTM(x, W, R, ...)   (float weights, which the
+                                                            dynamic_range pass quantizes again per channel)
+
 The weights are made symmetric per channel by the int8_weights pass when they are not already.
 """
 from __future__ import annotations
@@ -12,16 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.converters.tflite import quantization as qz
-from edgekit.converters.tflite.ir import Graph, Node
+from edgekit.converters.tflite.ir import Graph, Node, Value
 
 INTEGER_OPS = {"MatMulInteger": "MatMul", "ConvInteger": "Conv"}
+CONTRIB = {"DynamicQuantizeLSTM"}
 
 
 def run(graph: Graph, options=None) -> None:
-    if not any(n.op_type in INTEGER_OPS for n in graph.nodes):
+    if not any(n.op_type in INTEGER_OPS or n.op_type in CONTRIB for n in graph.nodes):
         return
     graph.quantization["mode"] = "dynamic"
     notes = graph.quantization.setdefault("notes", [])
+    _gather_tables(graph, notes)
+    _lstm(graph, notes)
     producers, consumers = graph.producers(), graph.consumers()
     dead = []
     for node in graph.nodes:
@@ -83,3 +90,63 @@ def _match(graph: Graph, node: Node, producers: dict, consumers: dict):
         return None
     axis = 0 if node.op_type == "ConvInteger" else weight.ndim - 1
     return dql.inputs[0], qz.params(w_scale, w_zp, axis), cast, mul, scale_mul
+
+
+def _dequantized_const(graph: Graph, data_name: str, scale_name: str, zp_name: str, axis: int):
+    data, scale = _const(graph, data_name), _const(graph, scale_name)
+    zp = _const(graph, zp_name) if zp_name else np.zeros(np.shape(scale), np.int8)
+    if data is None or scale is None or zp is None or data.dtype not in (np.int8, np.uint8):
+        return None
+    quant = qz.params(scale, zp, axis % data.ndim if np.size(scale) > 1 else 0)
+    return qz.dequantize(data, quant)
+
+
+def _gather_tables(graph: Graph, notes: list) -> None:
+    consumers = graph.consumers()
+    dead = []
+    for node in graph.nodes:
+        if node.op_type != "Gather" or _const(graph, node.inputs[0]) is None:
+            continue
+        users = consumers.get(node.outputs[0], [])
+        dq = users[0] if len(users) == 1 and users[0].op_type == "DequantizeLinear" else None
+        if dq is None or node.outputs[0] in graph.outputs:
+            continue
+        table = _dequantized_const(graph, node.inputs[0], dq.inputs[1], dq.inputs[2] if len(dq.inputs) > 2 else "",
+                                   int(dq.attrs.get("axis", 1)))
+        if table is None or np.size(_const(graph, dq.inputs[1])) != 1:
+            continue
+        value = graph.add_value(Value(f"{node.name}/table", np.dtype(np.float32), table.shape, const=table))
+        node.inputs[0] = value.name
+        node.outputs = [dq.outputs[0]]
+        dead.append(dq)
+        notes.append(f"{node.name} (Gather): the int8 embedding table is dequantized at compile time (float32)")
+    graph.remove_nodes(dead)
+    graph.prune()
+
+
+def _lstm(graph: Graph, notes: list) -> None:
+    """DynamicQuantizeLSTM's inputs: X, W[dirs, in, 4h], R[dirs, h, 4h], B, sequence_lens, initial_h, initial_c, P,
+    W_scale, W_zero_point, R_scale, R_zero_point (scales per direction, or per direction and gate column)."""
+    for node in graph.nodes:
+        if node.op_type != "DynamicQuantizeLSTM" or node.domain != "com.microsoft" or len(node.inputs) < 12:
+            continue
+        weights = []
+        for data, scale, zp in ((1, 8, 9), (2, 10, 11)):
+            arr = _const(graph, node.inputs[data])
+            s = _const(graph, node.inputs[scale])
+            z = _const(graph, node.inputs[zp])
+            if arr is None or s is None or z is None:
+                break
+            shape = [arr.shape[0], 1, arr.shape[2]] if np.size(s) > arr.shape[0] else [arr.shape[0], 1, 1]
+            real = (arr.astype(np.float32) - np.reshape(z, shape).astype(np.float32)) * np.reshape(s, shape)
+            weights.append(np.ascontiguousarray(real.transpose(0, 2, 1)))  # -> ONNX [dirs, 4h, in]
+        else:
+            names = [graph.add_value(Value(f"{node.name}/{tag}", np.dtype(np.float32), w.shape, const=w)).name
+                     for tag, w in zip(("W", "R"), weights)]
+            node.op_type, node.domain = "LSTM", ""
+            node.inputs = [node.inputs[0], *names, *node.inputs[3:8]]
+            while node.inputs and not node.inputs[-1]:
+                node.inputs.pop()
+            graph.quantization["requantize_float_weights"] = True
+            notes.append(f"{node.name} (DynamicQuantizeLSTM): rewritten as an ONNX LSTM; its weights are quantized "
+                         f"again (int8 per channel) for TFLite's hybrid fully connected kernels")

@@ -4,8 +4,8 @@ ops run TFLite's hybrid kernels (activations quantized on the fly, per batch row
     FULLY_CONNECTED(x: float, w: float32 const)  -> FULLY_CONNECTED(x, w8{per-channel}, asymmetric_quantize_inputs)
     CONV_2D / DEPTHWISE_CONV_2D(x: float, w)     -> same op with w8 (per output channel: axis 0 / axis 3)
 
-Float weights are quantized only under precision "dynamic" (a float32 model); int8 weights from an ONNX
-dynamic-quantized model arrive already quantized from the lowering.
+Float weights are quantized only when asked (precision "dynamic" on a float32 model, or the LSTM weights of an
+ONNX dynamic-quantized model); int8 weights of MatMulInteger/ConvInteger arrive already quantized from the lowering.
 """
 from __future__ import annotations
 
@@ -20,30 +20,25 @@ MIN_ELEMENTS = 1024  # smaller weights stay float32, as TFLite's own converter d
 
 
 def run(graph: TflGraph, options=None) -> None:
-    quantize_float = getattr(options, "precision", None) == "dynamic"
+    quantize_float = bool(getattr(options, "quantize_float_weights", False))
     users = graph.consumers()
     for op in graph.ops:
-        if op.code not in HYBRID:
+        if op.code not in HYBRID or graph.tensors[op.inputs[0]].dtype != np.float32:
             continue
-        index, axis = HYBRID[op.code]
-        x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[index]]
-        if x.dtype != np.float32 or w.data is None:
-            continue
-        if w.dtype == np.float32 and quantize_float and w.data.size >= MIN_ELEMENTS:
-            if len(users.get(op.inputs[index], [])) > 1:
-                w = _own_copy(graph, op, index)
-            w.data, w.quant = qz.symmetric_weights(w.data, axis)
-            w.dtype = np.dtype(np.int8)
+        name = op.inputs[HYBRID[op.code][0]]
+        w = graph.tensors[name]
+        if w.data is not None and w.dtype == np.float32 and quantize_float and w.data.size >= MIN_ELEMENTS:
+            axes = {_weight_axis(graph, user, name) for user in users.get(name, [])}
+            if len(axes) == 1 and None not in axes:  # shared weights (a recurrent step per time step): once
+                w.data, w.quant = qz.symmetric_weights(w.data, axes.pop())
+                w.dtype = np.dtype(np.int8)
         if w.dtype == np.int8 and op.code == "FULLY_CONNECTED":
             op.options["asymmetricQuantizeInputs"] = True
 
 
-def _own_copy(graph: TflGraph, op, index: int):
-    from edgekit.converters.tflite.tfl import TflTensor
-    src = graph.tensors[op.inputs[index]]
-    name = f"{src.name}/int8"
-    while name in graph.tensors:
-        name += "_"
-    graph.tensors[name] = TflTensor(name, list(src.shape), src.dtype, src.data.copy())
-    op.inputs[index] = name
-    return graph.tensors[name]
+def _weight_axis(graph: TflGraph, op, name: str):
+    """The output-channel axis if `op` reads `name` as the weight of a hybrid-capable op on float input, else None."""
+    if op.code not in HYBRID or graph.tensors[op.inputs[0]].dtype != np.float32:
+        return None
+    index, axis = HYBRID[op.code]
+    return axis if op.inputs[index] == name and op.inputs.count(name) == 1 else None
