@@ -14,7 +14,8 @@ from pathlib import Path
 
 from edgekit.deps import require
 from edgekit.errors import InternalError, UsageError, ValidationError
-from edgekit.fileio import atomic_write, check_output
+from edgekit.fileio import check_output
+from edgekit.onnx_io import save_onnx
 
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 VALIDATION_SEEDS = (0, 1)
@@ -75,7 +76,7 @@ def optimize(model: str | os.PathLike, output: str | os.PathLike, *, fix_shapes:
             f"{worst['max_abs']:.3g} (tolerance {atol:g} + {rtol:g} x output scale {worst['scale']:.3g}); "
             f"nothing was written.",
             hint="Report this with the model; meanwhile use the model unoptimized, or try --ort-fusions.")
-    atomic_write(out_path, optimized.SerializeToString())
+    save_onnx(optimized, out_path)
     return OptimizeResult(out_path, op_counts(original), op_counts(optimized), validation, ort_fusions,
                           {k: list(v) for k, v in fixed.items()}, notes)
 

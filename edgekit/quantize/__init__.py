@@ -55,7 +55,8 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
              blame: bool = False, blame_top: int = 5, speed: str = "search", allow_slower: bool = False,
              threads: int | None = None, seed: int = 0, force: bool = False, progress=None) -> QuantizeResult:
     """Quantize the ONNX file `model` into `output`. Nothing is written when a check or gate fails."""
-    from edgekit.fileio import atomic_write, check_output
+    from edgekit.fileio import check_output
+    from edgekit.onnx_io import save_onnx
     from edgekit.onnx_io import load_onnx
     from edgekit.quantize import build as b
     from edgekit.quantize.calibration import batch_size_for, check_source, make_reader, open_source
@@ -200,7 +201,7 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
         modules = {n.name: b.module_path(n) for n in fm.nodes() if n.name in plan.float_nodes}
         summary["float_modules"] = {k: v for k, v in modules.items() if v}
         b.record_summary(final, summary)
-        atomic_write(out, final.SerializeToString())
+        save_onnx(final, out)
     for s in (source, esource):
         if s is not None:
             s.close()
