@@ -1,4 +1,5 @@
-"""Describe a .tflite file: I/O, op histogram, tensor and parameter counts by dtype, edgekit metadata."""
+"""Describe a .tflite file: I/O, op histogram, tensor and parameter counts by dtype, per-tensor quantization,
+edgekit metadata."""
 from __future__ import annotations
 
 import json
@@ -48,6 +49,7 @@ def describe_tflite(path) -> dict:
         "parameters": sum(e["parameters"] for e in by_dtype.values()),
         "parameter_bytes": sum(e["bytes"] for e in by_dtype.values()),
         "by_dtype": by_dtype,
+        "tensor_quantization": _tensor_quantization(model, sub, types, metadata),
         "metadata": metadata,
         "size_bytes": len(data),
     }
@@ -63,6 +65,36 @@ def _io(t, types, layouts) -> dict:
                  "axis": int(q.quantizedDimension)}
     return {"name": name, "dtype": types[t.type].lower(), "shape": [d if d >= 0 else None for d in shape],
             "layout": layouts.get(name), "quantization": quant}
+
+
+def _tensor_quantization(model, sub, types, metadata) -> dict:
+    """Every quantized tensor (dtype, per-tensor or per-channel parameters, constant or not), with counts; the
+    compiler's mode, float islands and int8 I/O from the edgekit metadata when present."""
+    tensors, counts = [], {"quantized": 0, "per_channel": 0, "per_tensor": 0, "constant": 0, "activations": 0}
+    for t in sub.tensors:
+        q = t.quantization
+        if q is None or q.scale is None or not len(q.scale):
+            continue
+        buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+        const = buf is not None and buf.data is not None and len(buf.data) > 0
+        scales = [float(x) for x in q.scale]
+        per_channel = len(scales) > 1
+        counts["quantized"] += 1
+        counts["per_channel" if per_channel else "per_tensor"] += 1
+        counts["constant" if const else "activations"] += 1
+        name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else t.name
+        entry = {"name": name, "dtype": types[t.type].lower(), "constant": const,
+                 "scale": scales if per_channel else scales[0],
+                 "zero_point": [int(z) for z in q.zeroPoint] if per_channel else int(q.zeroPoint[0])}
+        if per_channel:
+            entry["axis"] = int(q.quantizedDimension)
+        tensors.append(entry)
+    try:
+        compiled = json.loads(metadata.get("edgekit.quantization", "{}") or "{}")
+    except (TypeError, ValueError):
+        compiled = {}
+    return {**counts, "mode": compiled.get("mode"), "float_islands": compiled.get("islands", []),
+            "int8_io": compiled.get("io", {}), "tensors": tensors}
 
 
 def _metadata(model) -> dict:

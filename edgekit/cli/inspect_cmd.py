@@ -52,6 +52,7 @@ def render(info: dict, show_metadata: bool = False) -> None:
         for op, v in sorted(info.get("macs_by_op", {}).items(), key=lambda kv: -kv[1]):
             facts.add_row(f"  {op}", f"{v:,}")
     out.print(facts)
+    _render_tensor_quantization(info.get("tensor_quantization"))
     ops = Table(title="Operators")
     ops.add_column("op")
     ops.add_column("count", justify="right")
@@ -67,3 +68,26 @@ def render(info: dict, show_metadata: bool = False) -> None:
             text = v if isinstance(v, str) else __import__("json").dumps(v)
             mt.add_row(k, text if show_metadata or len(text) < 120 else text[:117] + "...")
         out.print(mt)
+
+
+def _render_tensor_quantization(q: dict | None, limit: int = 40) -> None:
+    """Per-tensor quantization of a .tflite model (the first `limit` tensors; --json has them all)."""
+    if not q or not q.get("quantized"):
+        return
+    title = (f"Quantized tensors: {q['quantized']} ({q['activations']} activations, {q['constant']} constants; "
+             f"{q['per_channel']} per-channel)" + (f" — mode {q['mode']}" if q.get("mode") else ""))
+    table = Table(title=title)
+    for col in ("tensor", "dtype", "kind", "scale", "zero point", "axis"):
+        table.add_column(col)
+    for t in q["tensors"][:limit]:
+        per_channel = isinstance(t["scale"], list)
+        scale = (f"{min(t['scale']):.3g}…{max(t['scale']):.3g} ({len(t['scale'])} ch)" if per_channel
+                 else f"{t['scale']:.4g}")
+        zp = "all 0" if per_channel and not any(t["zero_point"]) else str(t["zero_point"])
+        table.add_row(t["name"], t["dtype"], "const" if t["constant"] else "activation", scale,
+                      zp if len(zp) < 24 else zp[:21] + "...", str(t.get("axis", "")))
+    if len(q["tensors"]) > limit:
+        table.add_row(f"… {len(q['tensors']) - limit} more (--json lists all)", "", "", "", "", "")
+    out.print(table)
+    for island in q.get("float_islands") or []:
+        out.print(f"float island: {', '.join(island['ops'])} — {island['reason']}")

@@ -259,3 +259,34 @@ def test_digits_lenet_int8_accuracy_and_agreement(lenet_qdq):
     assert acc_float > 0.85, acc_float
     assert acc_int8 >= acc_float - 0.01, (acc_int8, acc_float)
     assert agreement >= 0.99, agreement
+
+
+def test_convert_cli_picks_int8_validates_in_steps_and_inspect_lists_tensors(lenet_qdq, tmp_path):
+    import json
+    from click.testing import CliRunner
+    from edgekit.cli.convert_cmd import command as convert_cmd
+    from edgekit.cli.inspect_cmd import command as inspect_cmd
+    _, qdq_path, _, _ = lenet_qdq
+    out, report = tmp_path / "lenet_int8.tflite", tmp_path / "convert.json"
+    result = CliRunner().invoke(convert_cmd, [str(qdq_path), "-o", str(out), "--int8-io", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["mode"] == "int8" and data["passed"] and data["written"]
+    assert set(data["quantization"]["io"]) == {"image", "logits"}
+    assert data["quantization"]["steps_off"]["logits"] <= 4
+    assert data["outputs"][0]["top1_agreement"] >= 0.9
+    shown = CliRunner().invoke(inspect_cmd, [str(out), "--json", "-"])
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.output[shown.output.index("{"):])
+    tq = info["tensor_quantization"]
+    assert tq["mode"] == "int8" and tq["per_channel"] >= 5 and set(tq["int8_io"]) == {"image", "logits"}
+    assert info["inputs"][0]["dtype"] == "int8" and info["inputs"][0]["quantization"]["zero_point"] == [-128]
+
+
+def test_convert_refuses_int8_for_a_float_model(lenet_qdq, tmp_path):
+    from click.testing import CliRunner
+    from edgekit.cli.convert_cmd import command as convert_cmd
+    float_path = lenet_qdq[0]
+    result = CliRunner().invoke(convert_cmd, [str(float_path), "-o", str(tmp_path / "x.tflite"), "--precision", "int8"])
+    assert result.exit_code == 2 and "edgekit quantize" in result.output
+    assert not (tmp_path / "x.tflite").exists()
