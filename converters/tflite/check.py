@@ -37,7 +37,7 @@ def check_graph(graph: Graph) -> list:
 
 
 def check_node(node: Node, graph: Graph) -> None:
-    if node.domain not in ("", "ai.onnx"):
+    if node.domain not in ("", "ai.onnx", "edgekit"):  # edgekit: ops the fusion passes create
         raise Unsupported(f"operators of the domain '{node.domain}' are not supported",
                           hint="Export with standard ONNX ops only.")
     entry = lookup(node.op_type, graph.opset)

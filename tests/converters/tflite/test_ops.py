@@ -35,6 +35,14 @@ class Row:
         return model_text(self.body, self.inputs, self.outputs, self.opset, **self.inits)
 
 
+def windows_10_to_4():
+    """torch's adaptive_avg_pool2d 10 -> 4 indices: overlapping windows of 3 starting at 0, 2, 5, 7."""
+    rows = np.arange(4)[:, None] * 10 // 4 + np.arange(3)  # [OH, KH]
+    h = np.broadcast_to(rows[:, :, None, None], (4, 3, 4, 3))
+    w = np.broadcast_to(rows[None, None], (4, 3, 4, 3))
+    return np.stack([h, w], -1).astype(np.int64)
+
+
 X4 = "float[1,3,8,8] x"
 QDQ = "q = QuantizeLinear(x, s)\ny = DequantizeLinear(q, s)"
 W = {"w": f32(4, 3, 3, 3), "b": f32(4)}
@@ -216,6 +224,15 @@ ROWS = [
     Row("PhysicalReshape", 13, "g = Gemm(z, d, e)\nr = Reshape(g, s)\ny = Conv(r, w)", inputs="float[1,8] z",
         ops={"FULLY_CONNECTED": 1, "RESHAPE": 1, "CONV_2D": 1, "TRANSPOSE": 1},
         inits={"d": f32(8, 48), "e": f32(48), "s": i64(1, 3, 4, 4), "w": f32(2, 3, 1, 1)}, id="dense_into_nhwc"),
+    # --- ops the fusion passes create: ShuffleNet's channel shuffle, torch's decomposed adaptive average pooling
+    Row("ChannelShuffle", 13, "c = Conv(x, w)\nr = Reshape(c, s5)\nt = Transpose <perm=[0,2,1,3,4]> (r)\n"
+        "u = Reshape(t, s4)\ny = Conv(u, v)", ops={"TRANSPOSE": 3, "RESHAPE": 2, "CONV_2D": 2},
+        inits={"w": f32(6, 3, 1, 1), "s5": i64(1, 2, 3, 8, 8), "s4": i64(1, 6, 8, 8), "v": f32(4, 6, 1, 1)},
+        id="fused_in_nhwc"),
+    Row("AdaptiveAveragePool", 18, "t = Transpose <perm=[2,3,0,1]> (x)\ng = GatherND(t, i)\n"
+        "u = Transpose <perm=[4,5,0,1,2,3]> (g)\ny = ReduceMean <keepdims=0> (u, a)", inputs="float[1,3,10,10] x",
+        ops={"TRANSPOSE": 2, "RESHAPE": 2, "BATCH_MATMUL": 1}, inits={"i": windows_10_to_4(), "a": i64(-3, -1)},
+        id="torch_gathernd_10_to_4"),
 ]
 
 
