@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+import torch
 import pytest
 
 from classic_cnns import ARCHITECTURES
@@ -113,3 +114,27 @@ def test_batchnorm_folds_into_convolutions(exported, tmp_path):
     assert "MUL" not in ops and "ADD" not in ops
     _, ops = check(exported("densenet"), tmp_path, True, "densenet")
     assert ops["MUL"] == ops["ADD"] > 0
+
+
+class AdaptivePool(torch.nn.Module):
+    def __init__(self, size: int):
+        super().__init__()
+        self.conv, self.pool = torch.nn.Conv2d(3, 8, 1), torch.nn.AdaptiveAvgPool2d(size)
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+
+@pytest.mark.parametrize("size_in,size_out", [(1, 6), (3, 7), (10, 4), (5, 3)],
+                         ids=["spread", "masked_windows", "overlapping", "uneven"])
+def test_adaptive_average_pool_that_torch_decomposes(tmp_path, size_in, size_out):
+    """Sizes where the output does not divide the input: torch exports GatherND windows (masked when their lengths
+    differ); the adaptive_pool pass turns each into one BATCH_MATMUL on NHWC data."""
+    torch.manual_seed(0)
+    path = tmp_path / "pool.onnx"
+    torch.onnx.export(AdaptivePool(size_out).eval(), (torch.randn(1, 3, size_in, size_in),), str(path), dynamo=True,
+                      input_names=["x"], external_data=False)
+    assert "GatherND" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    result = convert(path, tmp_path / "pool.tflite", nhwc_io=True)
+    assert result.passed and result.outputs[0]["max_abs"] <= RTOL * result.outputs[0]["scale"]
+    assert result.ops == {"CONV_2D": 1, "RESHAPE": 2, "BATCH_MATMUL": 1}
