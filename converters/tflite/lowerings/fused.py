@@ -9,7 +9,7 @@ from edgekit.converters.tflite.tfl import physical
 
 #: how ChannelShuffle moves channels: "transpose" (RESHAPE + TRANSPOSE of the two channel factors + RESHAPE)
 #: or "gather" (one GATHER with constant indices). XNNPACK runs TRANSPOSE; GATHER falls back to the builtin
-#: kernel and splits the delegated graph (benchmarks/bench_classic_cnns.py --shuffle measures both).
+#: kernel and splits the delegated graph; benchmarks/bench_classic_cnns.py measures both on ShuffleNetV2.
 SHUFFLE_WITH = "transpose"
 
 

@@ -8,7 +8,7 @@ torch's view/transpose/view into one ChannelShuffle lowered in NHWC as RESHAPE [
 of the last two axes + RESHAPE, so exactly one TRANSPOSE per shuffle remains and none around it (before
 the pass each shuffle cost four, two of them full NHWC<->NCHW relayouts). A GATHER on the channel axis
 would avoid the TRANSPOSE, but XNNPACK does not delegate GATHER, so it splits the delegated graph; see
-lowerings/fused.py and `python benchmarks/bench_classic_cnns.py --shuffle` for the measured choice.
+lowerings/fused.py and the shuffle table of `python benchmarks/bench_classic_cnns.py` for the measured choice.
 """
 from __future__ import annotations
 
