@@ -18,7 +18,7 @@ import numpy as np
 from edgekit import __version__
 from edgekit.deps import require
 from edgekit.errors import InvalidModelError, UsageError, ValidationError
-from edgekit.fileio import atomic_write, check_output, sniff_format
+from edgekit.fileio import check_output, sniff_format
 from edgekit.inputs import parse_shape, random_array
 
 DEFAULT_OPSET = 18

@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import stat
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 from edgekit import __version__
 from edgekit.deps import require
 from edgekit.errors import EnvironmentProblem, InvalidModelError, UnsupportedModelError, UsageError
-from edgekit.fileio import TEMP_PREFIX, atomic_path, atomic_write, check_output, sniff_format
+from edgekit.fileio import atomic_path, atomic_write, check_output, sniff_format
 
 FORMAT = "edgekit-bundle"
 FORMAT_VERSION = 1
@@ -92,25 +91,13 @@ def keygen(output: str | os.PathLike, *, aes: bool = False, force: bool = False)
 
 
 def write_secret(dest: str | os.PathLike, data: bytes | str) -> Path:
-    """Atomic write of a secret: the temp file is created 0600 and stays so (fileio.atomic_path publishes 0644)."""
-    dest = Path(dest)
-    data = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=dest.suffix, dir=dest.parent or ".")
+    """Atomic write of a secret: readable by its owner only (0600) from the first byte on."""
+    from edgekit.fileio import atomic_write
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise EnvironmentProblem(f"Could not write the key file '{dest}' ({exc.strerror}); nothing was written.",
+        return atomic_write(dest, data.encode() if isinstance(data, str) else data, mode=stat.S_IRUSR | stat.S_IWUSR)
+    except EnvironmentProblem as exc:
+        raise EnvironmentProblem(f"Could not write the key file '{dest}': {exc.message}",
                                  hint="Choose a directory you can write to, with free space.") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
 
 
 def read_aes_key(key: bytes | str | None = None, key_file: str | os.PathLike | None = None) -> bytes | None:

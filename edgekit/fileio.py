@@ -55,10 +55,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(dest: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
     """Yield a temp path beside `dest`; on success fsync and rename it over `dest`, else delete it.
 
     The destination therefore holds either nothing, the previous complete file, or the new complete file.
+    `mode` fixes the permissions (e.g. 0o600 for secrets: the temp file is created 0600 and never widened);
+    by default a replaced file keeps its mode and a new one gets 0644.
     """
     dest = Path(dest)
     directory = dest.parent if str(dest.parent) else Path(".")
@@ -69,7 +71,9 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        if dest.exists():
+        if mode is not None:
+            os.chmod(tmp_path, mode)
+        elif dest.exists():
             with contextlib.suppress(OSError):
                 os.chmod(tmp_path, dest.stat().st_mode & 0o777)
         else:
@@ -90,9 +94,9 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def atomic_write(dest: str | os.PathLike, data: bytes | str | Callable[[Path], None]) -> Path:
+def atomic_write(dest: str | os.PathLike, data: bytes | str | Callable[[Path], None], mode: int | None = None) -> Path:
     """Write bytes/text, or let a callback write to the temp path, then publish atomically."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, mode) as tmp:
         if callable(data):
             data(tmp)
         else:

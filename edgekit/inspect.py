@@ -62,7 +62,7 @@ def _dims(type_proto) -> list:
 
 
 def _inspect_onnx(path: Path) -> dict:
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     from edgekit.macs import estimate_macs, macs_by_op_type
     from edgekit.onnx_io import load_onnx

@@ -163,7 +163,6 @@ def render(report: dict) -> None:
 
     from edgekit.envinfo import summary
     models = report["models"]
-    ok = [m for m in models if m["status"] == "ok"]
     ratios = {r["model"]: r for r in report.get("comparison", [])}
     table = Table(title="edgekit bench", title_justify="left")
     table.add_column("")

@@ -52,7 +52,6 @@ def test_speed_check_reports_both_latencies(lenet_digits, tmp_path):
 # ---------------------------------------------------------------- a layer that is hard to quantize
 
 def _make_hard_mlp():
-    import torch
     from torch import nn
 
     class Net(nn.Module):
