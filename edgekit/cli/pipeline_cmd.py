@@ -78,6 +78,10 @@ def render(report: dict) -> None:
     for variant, reason in reasons(report):
         out.print(f"[yellow]{variant}[/]: {escape(reason.strip().splitlines()[0])}"
                   + (f" (+{len(reason.strip().splitlines()) - 1} more lines in report.md)" if "\n" in reason.strip() else ""))
+    out.print(f"Evaluation: {escape(report['evaluation'])}.")
+    if report["config"].get("calibration") in (None, "random"):
+        out.print("[yellow]INT8 variants were calibrated on random data (no calibration set given): their accuracy "
+                  "on real inputs is unknown. Pass --calib (and --eval with labels) for figures that mean something.[/]")
     out.print(f"Recommended: [bold]{report['best'] or 'none'}[/] — {report['best_reason']}.")
     if report.get("best_path"):
         out.print(f"Copied to {report['best_path']}.")
