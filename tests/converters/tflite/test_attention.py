@@ -64,12 +64,58 @@ ROWS = [
     Row("Expand", 13, "y = Expand(x, s)", "float[1,1,8] x", {"TILE"}, {"s": i64(2, 5, 8)}, id="same_rank"),
     Row("Expand", 13, "y = Expand(x, s)", "float[8] x", {"RESHAPE", "TILE"}, {"s": i64(2, 5, 1)}, id="new_axes"),
     Row("Tile", 13, "y = Tile(x, r)", X3, {"TILE"}, {"r": i64(1, 2, 3)}),
+    # --- Einsum equations that are matrix products (adjX/adjY absorb a transposed operand)
+    Row("Einsum", 12, 'y = Einsum <equation="bij,bjk->bik"> (x, z)', "float[2,5,8] x, float[2,8,3] z",
+        {"BATCH_MATMUL": 1}, id="batched"),
+    Row("Einsum", 12, 'y = Einsum <equation="bhqd,bhkd->bhqk"> (x, z)', "float[2,3,5,8] x, float[2,3,7,8] z",
+        {"BATCH_MATMUL": 1}, id="scores_adj_y"),
+    Row("Einsum", 12, 'y = Einsum <equation="bhqk,bhkd->bhqd"> (x, z)', "float[2,3,5,7] x, float[2,3,7,8] z",
+        {"BATCH_MATMUL": 1}, id="context"),
+    Row("Einsum", 12, 'y = Einsum <equation="bhkq,bhkd->bhqd"> (x, z)', "float[2,3,7,5] x, float[2,3,7,8] z",
+        {"BATCH_MATMUL": 1}, id="adj_x"),
+    Row("Einsum", 12, 'y = Einsum <equation="ij,jk->ik"> (x, z)', "float[5,8] x, float[8,3] z", {"BATCH_MATMUL": 1},
+        id="matrices"),
+    Row("Einsum", 12, 'y = Einsum <equation="ij,jk->ik"> (x, w)', "float[5,8] x", {"FULLY_CONNECTED": 1},
+        {"w": f32(8, 3)}, id="const_weight"),
+    Row("Einsum", 12, 'y = Einsum <equation="bid,jd->bij"> (x, w)', X3, {"FULLY_CONNECTED": 1}, {"w": f32(6, 8)},
+        id="dense_3d"),
+    Row("Einsum", 12, 'y = Einsum <equation="bid,jd->bij"> (x, z)', "float[2,5,8] x, float[6,8] z",
+        {"RESHAPE": 2, "BATCH_MATMUL": 1}, id="computed_weight"),
+    Row("Einsum", 12, 'y = Einsum <equation="...ij,...jk->...ik"> (x, z)', "float[2,3,5,8] x, float[2,3,8,4] z",
+        {"BATCH_MATMUL": 1}, id="ellipsis"),
+    Row("Einsum", 12, 'y = Einsum <equation="bqd,bkd->bkq"> (x, z)', "float[2,5,8] x, float[2,7,8] z",
+        {"BATCH_MATMUL": 1, "TRANSPOSE": 1}, id="output_transposed"),
+    Row("Einsum", 12, 'y = Einsum <equation="bhqd,bkhd->bhqk"> (x, z)', "float[2,3,5,8] x, float[2,7,3,8] z",
+        {"BATCH_MATMUL": 1, "TRANSPOSE": 1}, id="heads_second"),
 ]
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
 def test_attention_op(row):
     assert_converts(row.text(), expect_ops=row.ops)
+
+
+UNSUPPORTED_EINSUM = {  # equation -> operands, from a = [2,5,5], p = [2,5], q = [2,8], z = [2,5,8], u = [2,8,3], v = [2,3,4]
+    "bij->bj": "a",  # a reduction of one operand
+    "bii,bij->bij": "a, z",  # a diagonal
+    "bi,bj->bij": "p, q",  # an outer product
+    "bij,bjk,bkl->bil": "z, u, v",  # three operands
+}
+
+
+def test_einsum_unsupported_equations_are_collected_with_the_equation():
+    from edgekit.errors import UnsupportedModelError
+    from _differential import as_model, model_text
+    body = "\n".join(f'y{i} = Einsum <equation="{eq}"> ({args})' for i, (eq, args) in enumerate(UNSUPPORTED_EINSUM.items()))
+    model = as_model(model_text(body, "float[2,5,5] a, float[2,5] p, float[2,8] q, float[2,5,8] z, float[2,8,3] u, "
+                                "float[2,3,4] v", ", ".join(f"float y{i}" for i in range(len(UNSUPPORTED_EINSUM))),
+                                opset=12))
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_onnx(model)
+    reasons = [p["reason"] for p in info.value.problems]
+    assert [p["op_type"] for p in info.value.problems] == ["Einsum"] * len(UNSUPPORTED_EINSUM), reasons
+    for eq, reason in zip(UNSUPPORTED_EINSUM, reasons):
+        assert repr(eq) in reason, reason
 
 
 # ------------------------------------------------------------------ zoo transformer, two sequence lengths
