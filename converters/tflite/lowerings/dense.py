@@ -79,3 +79,9 @@ def matmul(b, a, bm):
                keepNumDims=a.rank > 2, **_hybrid(a, bm))
         return
     b.emit("BATCH_MATMUL", [b.t(a), b.t(bm)], [b.out(y)])
+
+
+@lowering("BatchMatMul", emits=("BATCH_MATMUL",))
+def batch_matmul(b, a, bm, *, adj_x=0, adj_y=0):
+    """MatMul whose operands the matmul_adjoint pass left untransposed: BATCH_MATMUL reads them as adjoints."""
+    b.emit("BATCH_MATMUL", [b.t(a), b.t(bm)], [b.out(b.outputs[0])], adjX=bool(adj_x), adjY=bool(adj_y))

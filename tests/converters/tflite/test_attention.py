@@ -64,6 +64,19 @@ ROWS = [
     Row("Expand", 13, "y = Expand(x, s)", "float[1,1,8] x", {"TILE"}, {"s": i64(2, 5, 8)}, id="same_rank"),
     Row("Expand", 13, "y = Expand(x, s)", "float[8] x", {"RESHAPE", "TILE"}, {"s": i64(2, 5, 1)}, id="new_axes"),
     Row("Tile", 13, "y = Tile(x, r)", X3, {"TILE"}, {"r": i64(1, 2, 3)}),
+    # --- MatMul of a last-two-axes transpose: BATCH_MATMUL's adjX/adjY instead of a TRANSPOSE (matmul_adjoint pass)
+    Row("BatchMatMul", 13, "t = Transpose <perm=[0,2,1]> (x)\ny = MatMul(t, z)", "float[2,5,8] x, float[2,5,3] z",
+        {"BATCH_MATMUL": 1}, id="adj_x"),
+    Row("BatchMatMul", 13, "t = Transpose <perm=[0,2,1]> (z)\ny = MatMul(x, t)", "float[2,5,8] x, float[2,3,8] z",
+        {"BATCH_MATMUL": 1}, id="adj_y"),
+    Row("BatchMatMul", 13, "t = Transpose <perm=[0,1,3,2]> (x)\nu = Transpose <perm=[0,1,3,2]> (z)\ny = MatMul(t, u)",
+        "float[2,3,8,5] x, float[2,3,4,8] z", {"BATCH_MATMUL": 1}, id="both"),
+    Row("BatchMatMul", 13, "t = Transpose <perm=[0,2,1]> (z)\nr = Reshape(t, s)\nm = Mul(r, k)\ny = MatMul(x, m)",
+        "float[1,4,16,8] x, float[4,16,8] z", {"RESHAPE": 1, "MUL": 1, "BATCH_MATMUL": 1},
+        {"s": i64(1, 4, 8, 16), "k": F(0.35)}, id="scaled_keys_reshaped"),
+    Row("MatMul", 13, "t = Transpose <perm=[0,2,1]> (z)\ny = MatMul(x, t)\nw = Relu(t)",
+        "float[2,5,8] x, float[2,3,8] z", {"TRANSPOSE", "BATCH_MATMUL", "RELU"}, id="transpose_shared_kept",
+        outputs="float y, float w"),
     # --- Einsum equations that are matrix products (adjX/adjY absorb a transposed operand)
     Row("Einsum", 12, 'y = Einsum <equation="bij,bjk->bik"> (x, z)', "float[2,5,8] x, float[2,8,3] z",
         {"BATCH_MATMUL": 1}, id="batched"),
@@ -125,6 +138,11 @@ def test_zoo_transformer(zoo_onnx, tokens):
     compiled = compile_onnx(path)
     assert {"GELU", "RSQRT", "BATCH_MATMUL", "SOFTMAX"} <= set(compiled.op_histogram), compiled.op_histogram
     assert "ERF" not in compiled.op_histogram
+    # the key transpose of each layer is read by BATCH_MATMUL with adjY; TRANSPOSE stays at 10 (2 layers x q/k/v
+    # head splits, the packed-projection split and the head merge), because the key's swap used to merge into
+    # its head-split TRANSPOSE anyway
+    assert compiled.op_histogram["TRANSPOSE"] == 10, compiled.op_histogram
+    assert sum(op.options.get("adjY", False) for op in compiled.graph.ops if op.code == "BATCH_MATMUL") == 2
     for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
         assert d.within(0.0, 1e-4), f"{tokens} tokens: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
 
