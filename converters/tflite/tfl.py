@@ -30,7 +30,7 @@ OPTIONS = {
     "LOCAL_RESPONSE_NORMALIZATION": "LocalResponseNormalizationOptions",
     "LEAKY_RELU": "LeakyReluOptions", "HARD_SWISH": "HardSwishOptions", "EXP": "ExpOptions",
     "NEG": "NegOptions", "ABS": "AbsOptions", "SQUARE": "SquareOptions", "CAST": "CastOptions",
-    "PACK": "PackOptions", "UNPACK": "UnpackOptions", "GELU": "GeluOptions",
+    "PACK": "PackOptions", "UNPACK": "UnpackOptions", "GELU": "GeluOptions", "CUMSUM": "CumsumOptions",
 }
 
 #: ops whose options carry a fusedActivationFunction the activation-fusion pass may set

@@ -1,6 +1,8 @@
 """Reductions in whatever layout the input has: ReduceMean, ReduceSum, ReduceMax (axes as attribute
-in older opsets, as an input from opset 13 (Sum) / 18 (Mean, Max))."""
+in older opsets, as an input from opset 13 (Sum) / 18 (Mean, Max)); CumSum over run-time data."""
 from __future__ import annotations
+
+import numpy as np
 
 from edgekit.converters.tflite.ir import normalize_perm
 from edgekit.converters.tflite.lowerings._common import const_of, norm_axes
@@ -56,3 +58,11 @@ def _register(op, code, input_since):
 _register("ReduceMean", "MEAN", 18)
 _register("ReduceSum", "SUM", 13)
 _register("ReduceMax", "REDUCE_MAX", 18)
+
+
+@lowering("CumSum", since=11, emits=("CUMSUM",))
+def cumsum(b, x, axis, *, exclusive=0, reverse=0):
+    """A running sum over run-time data (over constants, e.g. position ids, constant folding computes it)."""
+    axis = int(np.asarray(const_of(axis, "axis")).reshape(-1)[0]) % x.rank
+    b.emit("CUMSUM", [b.t(x), b.const(np.asarray(axis, np.int32), hint="axis")], [b.out(b.outputs[0])],
+           exclusive=bool(exclusive), reverse=bool(reverse))

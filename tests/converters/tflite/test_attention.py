@@ -64,6 +64,17 @@ ROWS = [
     Row("Expand", 13, "y = Expand(x, s)", "float[1,1,8] x", {"TILE"}, {"s": i64(2, 5, 8)}, id="same_rank"),
     Row("Expand", 13, "y = Expand(x, s)", "float[8] x", {"RESHAPE", "TILE"}, {"s": i64(2, 5, 1)}, id="new_axes"),
     Row("Tile", 13, "y = Tile(x, r)", X3, {"TILE"}, {"r": i64(1, 2, 3)}),
+    # --- position ids: CumSum / Range of static sizes fold to constants; CumSum of run-time data is CUMSUM
+    Row("CumSum", 14, "s = Shape(x)\no = ConstantOfShape <value=int64[1] {1}> (s)\nc = CumSum(o, a)\n"
+        "p = Sub(c, o)\nf = Cast <to=1> (p)\ny = Add(x, f)", X3, {"ADD": 1}, {"a": np.asarray(1, np.int64)},
+        id="position_ids_folded"),
+    Row("Range", 14, "s = Shape(x)\nn = Gather <axis=0> (s, k)\nr = Range(zero, n, one)\nf = Cast <to=1> (r)\n"
+        "y = Add(x, f)", "float[2,6,5] x", {"ADD": 1}, {"zero": np.asarray(0, np.int64), "one": np.asarray(1, np.int64),
+        "k": np.asarray(2, np.int64)},
+        id="arange_folded"),
+    Row("CumSum", 14, "y = CumSum(x, a)", X3, {"CUMSUM": 1}, {"a": np.asarray(1, np.int64)}, id="run_time"),
+    Row("CumSum", 14, "y = CumSum <exclusive=1, reverse=1> (x, a)", X3, {"CUMSUM": 1}, {"a": np.asarray(-1, np.int64)},
+        id="exclusive_reverse"),
     # --- MatMul of a last-two-axes transpose: BATCH_MATMUL's adjX/adjY instead of a TRANSPOSE (matmul_adjoint pass)
     Row("BatchMatMul", 13, "t = Transpose <perm=[0,2,1]> (x)\ny = MatMul(t, z)", "float[2,5,8] x, float[2,5,3] z",
         {"BATCH_MATMUL": 1}, id="adj_x"),
