@@ -123,6 +123,11 @@ def _output_tensor(tgraph: TflGraph, aliases: dict, graph: Graph, name: str) -> 
     if source == name and name in tgraph.tensors:
         return name
     value = graph.values[name]
+    if source not in tgraph.tensors:
+        from edgekit.errors import UnsupportedModelError
+        raise UnsupportedModelError(
+            f"The model output '{name}' does not depend on any input: it folds to a constant at compile time, and a "
+            f"TFLite model cannot return a constant.", hint="Remove that output, or compute it outside the model.")
     producer = tgraph.producers().get(source)
     if producer is not None and source not in tgraph.outputs and source not in tgraph.inputs \
             and len(tgraph.consumers().get(source, [])) == 0:

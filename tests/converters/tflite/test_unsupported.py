@@ -95,3 +95,16 @@ def test_validation_failure_exit_5_writes_nothing(tmp_path):
     if result.exit_code == 0:  # bit-exact on this machine: nothing to fail on
         pytest.skip("LiteRT's EXP matched ONNX Runtime bit for bit")
     assert result.exit_code == 5 and not dst.exists()
+
+
+def test_constant_output_is_refused_clearly():
+    """An output that folds to a constant has no TFLite form: a clear exit 4, not a crash."""
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]),
+         helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [2], [1, 2]))], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("c", TensorProto.FLOAT, [2])])
+    with pytest.raises(UnsupportedModelError, match="output 'c' does not depend on any input"):
+        compile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
