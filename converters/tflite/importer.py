@@ -110,11 +110,40 @@ def _with_input_shapes(model, input_shapes):
             if not d.HasField("dim_value") and pos > 0:
                 problems.append(f"'{inp.name}' dim {pos} ({d.dim_param or '?'})")
     if problems:
+        forcing = _ops_needing_static_shapes(model.graph)
         raise UnsupportedModelError(
             "The TFLite compiler needs static shapes except for the batch; these input dims are dynamic: "
-            + ", ".join(problems) + ".",
+            + ", ".join(problems) + "."
+            + (" Ops that need them static: " + "; ".join(forcing) + "." if forcing else ""),
             hint="Fix them with --input-shape NAME=DIMS, e.g. --input-shape x=1x16x8.")
     return model
+
+
+#: why an op needs its input sizes at compile time (the rest of the compiler lowers shapes as constants too)
+_STATIC_BECAUSE = {
+    "LSTM": "unrolled over the sequence length", "GRU": "unrolled over the sequence length",
+    "RNN": "unrolled over the sequence length", "Scan": "unrolled over its iterations",
+    "Reshape": "its target shape is computed from the input's shape", "Expand": "its shape is computed at run time",
+    "Tile": "its repeats are computed at run time", "Range": "its length is computed at run time",
+    "ConstantOfShape": "its shape is computed at run time", "Slice": "its bounds are computed at run time",
+}
+
+
+def _ops_needing_static_shapes(graph, limit: int = 6) -> list[str]:
+    """The first nodes (name, op type, why) whose TFLite lowering needs sizes the dynamic dims leave open."""
+    constant = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    found = []
+    for node in graph.node:
+        why = _STATIC_BECAUSE.get(node.op_type)
+        if why is None:
+            continue
+        shape_inputs = node.input[1:] if node.op_type not in ("LSTM", "GRU", "RNN", "Scan", "Range") else node.input
+        if node.op_type in ("LSTM", "GRU", "RNN", "Scan") or any(i and i not in constant for i in shape_inputs):
+            found.append(f"{node.name or node.output[0]} ({node.op_type}: {why})")
+        if len(found) == limit:
+            found.append("…")
+            break
+    return found
 
 
 def _shapes_by_name(input_shapes, names) -> dict:

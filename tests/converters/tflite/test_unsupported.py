@@ -108,3 +108,13 @@ def test_constant_output_is_refused_clearly():
          helper.make_tensor_value_info("c", TensorProto.FLOAT, [2])])
     with pytest.raises(UnsupportedModelError, match="output 'c' does not depend on any input"):
         compile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+
+
+def test_dynamic_sequence_names_the_ops_that_need_it_static(tmp_path):
+    from edgekit.converters.torch_export import export
+    export("zoo:gru", tmp_path / "gru.onnx", dynamic_axes=["x:1=seq"])
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_onnx(onnx.load(tmp_path / "gru.onnx"))
+    text = str(info.value)
+    assert "'x' dim 1 (seq)" in text and "(GRU: unrolled over the sequence length)" in text
+    assert "--input-shape" in text
