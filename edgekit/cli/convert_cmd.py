@@ -93,6 +93,12 @@ def _render_quantization(result) -> None:
     if tops and result.mode != "float32":
         line += "; top-1 agreement " + ", ".join(tops)
     console.print(line)
+    from edgekit.convert import TOP1_MIN
+    low = [o["name"] for o in result.outputs if (o.get("top1_agreement") or 1.0) < TOP1_MIN]
+    if low and result.mode != "float32":
+        console.print(f"  [yellow]top-1 agreement under {TOP1_MIN:.0%}[/] on {', '.join(low)} although the values are "
+                      f"within tolerance: near-tied scores on random inputs flip easily; check with real data "
+                      f"(edgekit compare --inputs data.npz).")
     for name, io in (q.get("io") or {}).items():
         console.print(f"  int8 I/O '{name}': scale {io['scale']:.6g}, zero point {io['zero_point']}")
     for island in q.get("islands") or []:
