@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -15,15 +14,9 @@ import numpy as np
 
 
 def p50(session, feeds, runs: int, warmup: int) -> float:
-    prepared = session.prepare(feeds)
-    for _ in range(warmup):
-        session.run_prepared(prepared)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run_prepared(prepared)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    """Median ms over `runs`, with edgekit bench's own timing loop (the runtime's bare run call)."""
+    from edgekit.bench import time_session
+    return time_session(session, feeds, runs=runs, warmup=warmup).p50
 
 
 def bench(name: str, shape: str, runs: int, warmup: int, workdir: Path) -> dict:
