@@ -6,6 +6,13 @@ import numpy as np
 from edgekit.converters.tflite.ir import Graph, Node
 
 
+def fuse_all(graph: Graph, fuse_one) -> None:
+    """Apply a one-match-at-a-time rewrite until it finds nothing more, then drop what became dead."""
+    while fuse_one(graph):
+        pass
+    graph.prune()
+
+
 def scalar(graph: Graph, name: str) -> float | None:
     """The value of a one-element constant input, else None."""
     value = graph.value(name)

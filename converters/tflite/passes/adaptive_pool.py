@@ -16,15 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.converters.tflite.ir import Graph, Node, Value
-from edgekit.converters.tflite.passes._patterns import sole_user
+from edgekit.converters.tflite.passes._patterns import fuse_all, sole_user
 
 MAX_POSITIONS = 4096  # H*W probes; larger maps are not pooling heads
 
 
 def run(graph: Graph, options=None) -> None:
-    while _fuse_one(graph):
-        pass
-    graph.prune()
+    fuse_all(graph, _fuse_one)
 
 
 def _fuse_one(graph: Graph) -> bool:

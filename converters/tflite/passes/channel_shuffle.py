@@ -9,13 +9,11 @@ RESHAPE + TRANSPOSE (of the two channel factors only) + RESHAPE.
 from __future__ import annotations
 
 from edgekit.converters.tflite.ir import Graph, Node
-from edgekit.converters.tflite.passes._patterns import sole_user
+from edgekit.converters.tflite.passes._patterns import fuse_all, sole_user
 
 
 def run(graph: Graph, options=None) -> None:
-    while _fuse_one(graph):
-        pass
-    graph.prune()
+    fuse_all(graph, _fuse_one)
 
 
 def _fuse_one(graph: Graph) -> bool:

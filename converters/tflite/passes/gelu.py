@@ -13,16 +13,14 @@ from __future__ import annotations
 import math
 
 from edgekit.converters.tflite.ir import Graph, Node
-from edgekit.converters.tflite.passes._patterns import is_scalar, other_input, sole_user
+from edgekit.converters.tflite.passes._patterns import fuse_all, is_scalar, other_input, sole_user
 
 SQRT2 = math.sqrt(2.0)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def run(graph: Graph, options=None) -> None:
-    while _fuse_one(graph):
-        pass
-    graph.prune()
+    fuse_all(graph, _fuse_one)
 
 
 def _fuse_one(graph: Graph) -> bool:

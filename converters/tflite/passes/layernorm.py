@@ -12,13 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.converters.tflite.ir import Graph, Node, Value
-from edgekit.converters.tflite.passes._patterns import is_scalar, other_input, reduce_axes, scalar, sole_user
+from edgekit.converters.tflite.passes._patterns import fuse_all, is_scalar, other_input, reduce_axes, scalar, sole_user
 
 
 def run(graph: Graph, options=None) -> None:
-    while _fuse_one(graph):
-        pass
-    graph.prune()
+    fuse_all(graph, _fuse_one)
 
 
 def _fuse_one(graph: Graph) -> bool:
