@@ -138,6 +138,9 @@ def test_config_errors(tmp_path):
         load_config(str(bad))
     with pytest.raises(UsageError, match="Unknown variants"):
         load_config("zoo:lenet", {"variants": ["onnx-int4"]})
+    bad.write_text("[model]\nspec = 'zoo:lenet'\n[variants]\ninclude = 'onnx-fp32'\n[gate]\nmax_drop = '1%'\n")
+    with pytest.raises(UsageError, match="wrong type: variants = 'onnx-fp32', max_drop = '1%'"):
+        load_config(str(bad))
     bad.write_text("[model]\nspec = 'zoo:lenet'\n[data]\neval = 'missing.npz'\n")
     with pytest.raises(UsageError, match="missing.npz' does not exist"):
         load_config(str(bad))

@@ -100,7 +100,21 @@ def _from_toml(raw: dict, source: str) -> PipelineConfig:
     return PipelineConfig(**values)
 
 
+_TYPES = {"spec": str, "weights": (str, type(None)), "input_shapes": list, "calibration": str,
+          "preprocess": (str, type(None)), "eval": (str, type(None)), "variants": list, "threads": list,
+          "providers": list, "runs": (int, type(None)), "min_time": (int, float), "max_drop": (int, float),
+          "latency_budget_ms": (int, float, type(None)), "fail_below": (int, float, type(None)), "eval_samples": int}
+
+
 def _check(config: PipelineConfig) -> None:
+    wrong = [f"{k} = {getattr(config, k)!r}" for k, t in _TYPES.items()
+             if not isinstance(getattr(config, k), t) or isinstance(getattr(config, k), bool)]
+    if wrong:
+        raise UsageError(f"Pipeline settings of the wrong type: {', '.join(wrong)}.",
+                         hint="Lists are written [\"a\", \"b\"] in TOML, numbers without quotes; see "
+                              "examples/pipeline/README.md.")
+    if config.runs is not None and config.runs < 1 or config.min_time <= 0 or config.eval_samples < 1:
+        raise UsageError("runs, min_time and eval_samples must be positive.")
     bad = [v for v in config.variants if v not in VARIANTS]
     if bad:
         raise UsageError(f"Unknown variants {bad}.", hint=f"Choose from: {', '.join(VARIANTS)}.")
