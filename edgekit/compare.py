@@ -103,9 +103,10 @@ class TorchSource:
     runtime = "pytorch"
     provider = "cpu"
 
-    def __init__(self, spec: str, input_shapes: list[str] | None = None):
+    def __init__(self, spec: str, input_shapes: list[str] | None = None, shapes_from: str = "--input-shape"):
         from edgekit.converters.torch_export import load_spec
         self.spec = self.path = spec
+        self.shapes_from = shapes_from if input_shapes else "its own declaration"
         self.source = load_spec(spec, input_shapes=input_shapes)
         self.inputs = [_TorchInfo(i.name, np.dtype(i.dtype), tuple(i.shape)) for i in self.source.inputs]
         self.outputs = [_TorchInfo(n, np.dtype(np.float32), ()) for n in (self.source.output_names or [])]
@@ -116,8 +117,16 @@ class TorchSource:
 
         from edgekit.converters.torch_export import _flatten
         args = [torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in self.inputs]
-        with torch.no_grad():
-            result = _flatten(self.source.module(*args))
+        try:
+            with torch.no_grad():
+                result = _flatten(self.source.module(*args))
+        except Exception as exc:  # user code on shapes it may not take: say which shapes, from where
+            shapes = ", ".join(f"{i.name} {'x'.join(map(str, feeds[i.name].shape))} {feeds[i.name].dtype}"
+                               for i in self.inputs)
+            raise UsageError(f"The PyTorch model '{self.spec}' failed on inputs {shapes} (shapes from "
+                             f"{self.shapes_from}): {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}",
+                             hint="Give its example inputs with --input-shape, one per input in order "
+                                  "(NAME=1x16:int64 for integer inputs).") from exc
         arrays = [r.detach().cpu().numpy() if hasattr(r, "detach") else np.asarray(r) for r in result]
         names = [o.name for o in self.outputs]
         if len(names) != len(arrays):
@@ -129,8 +138,6 @@ class TorchSource:
 
 
 def _open(model: str, runtime: str, provider: str, threads: int | None):
-    if is_spec(model):
-        return TorchSource(model)
     import warnings
 
     import edgekit.runtimes as runtimes
@@ -145,8 +152,12 @@ def _open(model: str, runtime: str, provider: str, threads: int | None):
 def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: int | None = None,
             batch: int | None = None, dims: dict | None = None, inputs: str | None = None, seed: int = 0,
             atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None,
-            check: bool = False) -> dict:
+            input_shapes: list[str] | None = None, check: bool = False) -> dict:
     """Compare models[1:] against models[0] on the same inputs; returns a JSON-ready report.
+
+    A PyTorch SPEC among the models runs at `input_shapes` (export's --input-shape strings: '1x3x32x32',
+    'tokens=1x16:int64'), else at the input shapes of the first model file given (dynamic dims from `dims` and
+    `batch`), else at the shapes the SPEC declares itself.
 
     Gates: an output fails when |got - ref| > atol + rtol * max|ref| (either given; the other counts as 0),
     when its cosine similarity is below `min_cosine`, or when it has NaN/Inf where the reference has none.
@@ -164,15 +175,29 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
             raise UsageError(f"{name} must be 0 or more, got {v}.")
     if min_cosine is not None and not -1 <= min_cosine <= 1:
         raise UsageError(f"--min-cosine must be between -1 and 1, got {min_cosine}.")
+    if input_shapes and not any(is_spec(m) for m in models):
+        raise UsageError("--input-shape sets the example inputs of a PyTorch SPEC, and no SPEC was given.",
+                         hint="For dynamic dimensions of model files use --dim LABEL=SIZE or --batch N.")
     for m in models:  # fail fast on missing or garbage files before loading anything heavy
         if not is_spec(m):
             from edgekit.fileio import sniff_format
             sniff_format(m)
 
-    sessions = []
+    opened: dict[int, object] = {}
     try:
-        for m in models:
-            sessions.append(_open(m, runtime, provider, threads))
+        for i, m in enumerate(models):  # files first: their input shapes are the SPECs' default
+            if not is_spec(m):
+                opened[i] = _open(m, runtime, provider, threads)
+        files = [opened[i] for i in sorted(opened)]
+        for i, m in enumerate(models):
+            if is_spec(m):
+                opened[i] = _torch_source(m, input_shapes, files[0] if files else None, dims, batch)
+    except BaseException:
+        for s in opened.values():
+            s.close()
+        raise
+    sessions = [opened[i] for i in range(len(models))]
+    try:
         ref = sessions[0]
         # reference-layout (channels-first) inputs, generated once from the reference's declared inputs
         if inputs:
@@ -226,6 +251,36 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
     if check and not report["passed"]:
         raise gate_failure(report)
     return report
+
+
+def _torch_source(spec: str, input_shapes: list[str] | None, model_file, dims: dict | None,
+                  batch: int | None) -> TorchSource:
+    """The SPEC at --input-shape, else at `model_file`'s input shapes (if static), else at its own declared shapes."""
+    if input_shapes:
+        return TorchSource(spec, list(input_shapes))
+    shapes = _shapes_of(model_file, dims, batch) if model_file is not None else None
+    if not shapes:
+        return TorchSource(spec)
+    try:
+        return TorchSource(spec, shapes, shapes_from=f"'{model_file.path}'")
+    except UsageError as exc:
+        raise UsageError(f"The input shapes of '{model_file.path}' ({', '.join(shapes)}) do not fit the PyTorch "
+                         f"model '{spec}': {exc.message}",
+                         hint="Give the SPEC's example inputs with --input-shape, one per input.") from exc
+
+
+def _shapes_of(session, dims: dict | None, batch: int | None) -> list[str] | None:
+    """A model file's inputs as --input-shape strings in channels-first order; None if a dimension has no value."""
+    from edgekit.inputs import DTYPES, resolve_shape
+    shapes = []
+    for info in session.inputs:
+        try:
+            dims_ = resolve_shape(_Named(info.name, canonical_shape(info)), dims, batch)
+        except UsageError:
+            return None
+        dtype = _float_view(info).name
+        shapes.append("x".join(map(str, dims_)) + (f":{dtype}" if dtype in DTYPES else ""))
+    return shapes
 
 
 def json_safe(value):

@@ -127,3 +127,92 @@ def test_json_report(tmp_path):
     result = invoke("compare", a, a, "--json", "-")
     data = json.loads(result.stdout)  # strict JSON: inf SQNR is written as a string
     assert data["passed"] and data["candidates"][0]["outputs"][0]["sqnr_db"] == "inf"
+
+
+FACTORIES = '''
+import torch
+
+class Conv(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, image):
+        return self.fc(self.conv(image).mean((2, 3)))
+
+class Tokens(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 4)
+
+    def forward(self, ids):
+        return self.embed(ids).sum(1)
+
+def conv():
+    torch.manual_seed(0)
+    return Conv()
+
+def tokens():
+    torch.manual_seed(0)
+    return Tokens()
+'''
+
+
+@pytest.fixture(scope="module")
+def factory_models(tmp_path_factory):
+    """A file.py with factories that declare no input shapes, and their ONNX exports (one perturbed)."""
+    import onnx
+
+    from edgekit.converters.torch_export import export
+    root = tmp_path_factory.mktemp("factories")
+    (root / "nets.py").write_text(FACTORIES)
+    conv = root / "conv.onnx"
+    export(f"{root / 'nets.py'}:conv", conv, input_shapes=["1x3x12x12"], exporter="torchscript")
+    tokens = root / "tokens.onnx"
+    export(f"{root / 'nets.py'}:tokens", tokens, input_shapes=["ids=1x6:int64"], exporter="torchscript")
+    model = onnx.load(str(conv))
+    for init in model.graph.initializer:
+        if len(init.dims) == 4:  # the conv weight
+            w = onnx.numpy_helper.to_array(init) + np.float32(0.05)
+            init.CopyFrom(onnx.numpy_helper.from_array(w, init.name))
+    (root / "conv_bad.onnx").write_bytes(model.SerializeToString())
+    return root
+
+
+def test_factory_spec_takes_input_shape_as_export_does_and_gates(factory_models):
+    spec = f"{factory_models / 'nets.py'}:conv"
+    result = invoke("compare", spec, factory_models / "conv.onnx", "--input-shape", "1x3x12x12", "--atol", "1e-4",
+                    "--json", "-")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["passed"] and data["reference"]["runtime"] == "pytorch"
+    assert data["inputs"]["shapes"] == {"image": [1, 3, 12, 12]}
+    result = invoke("compare", spec, factory_models / "conv_bad.onnx", "--input-shape", "1x3x12x12", "--atol", "1e-4")
+    assert result.exit_code == 5 and "conv_bad.onnx" in result.stderr and "Traceback" not in result.output
+
+
+def test_named_int64_input_shape_reaches_the_spec(factory_models):
+    spec = f"{factory_models / 'nets.py'}:tokens"
+    r = compare([spec, factory_models / "tokens.onnx"], input_shapes=["ids=1x6:int64"], atol=1e-5)
+    assert r["passed"] and r["inputs"]["shapes"] == {"ids": [1, 6]} and r["inputs"]["dtypes"] == {"ids": "int64"}
+
+
+def test_spec_takes_the_model_files_shapes_when_none_are_given(factory_models):
+    spec = f"{factory_models / 'nets.py'}:conv"
+    for order in ([spec, factory_models / "conv.onnx"], [factory_models / "conv.onnx", spec]):
+        r = compare(order, atol=1e-4)
+        assert r["passed"] and r["inputs"]["shapes"] == {"image": [1, 3, 12, 12]}
+    with pytest.raises(UsageError, match=r"failed on inputs image 1x6 int64 \(shapes from '.*tokens.onnx'\)"):
+        compare([spec, factory_models / "tokens.onnx"])  # rank-2 int64 inputs for a conv net
+
+
+def test_input_shape_errors_are_usage_errors(factory_models):
+    spec = f"{factory_models / 'nets.py'}:conv"
+    result = invoke("compare", spec, factory_models / "conv.onnx", "--input-shape", "1x3x12")
+    assert result.exit_code == 2 and "failed on inputs image 1x3x12 float32 (shapes from --input-shape)" in \
+        " ".join(result.stderr.split()) and "Traceback" not in result.output
+    result = invoke("compare", spec, factory_models / "conv.onnx", "--input-shape", "1x3x12x12:complex")
+    assert result.exit_code == 2 and "Cannot read the shape" in result.stderr
+    result = invoke("compare", factory_models / "conv.onnx", factory_models / "conv.onnx", "--input-shape", "1x3x12x12")
+    assert result.exit_code == 2 and "no SPEC was given" in " ".join(result.stderr.split())

@@ -22,6 +22,14 @@ def json_option(f):
                         help="Write the machine-readable result as JSON to FILE ('-' for stdout).")(f)
 
 
+def input_shape_option(f):
+    """--input-shape for a PyTorch SPEC, the same on every command that takes one (export, compare, pipeline);
+    the values go to edgekit.converters.torch_export.load_spec, which parses them with edgekit.inputs.parse_shape."""
+    return click.option("--input-shape", "input_shapes", multiple=True, metavar="SHAPE",
+                        help="Example input shape of a PyTorch SPEC, one per input in order: 1x3x224x224, "
+                             "optionally NAME=... and :dtype (tokens=1x16:int64).")(f)
+
+
 def emit_json(data, json_path: str | None) -> None:
     if not json_path:
         return

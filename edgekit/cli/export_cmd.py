@@ -4,15 +4,14 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from edgekit.cli.common import console, emit_json, handle_errors, json_option, out
+from edgekit.cli.common import console, emit_json, handle_errors, input_shape_option, json_option, out
 
 
 @click.command("export")
 @click.argument("spec")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The ONNX file to write.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="A state dict (.safetensors, or .pt/.pth loaded weights-only).")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="SHAPE",
-              help="One per input, in order: 1x3x224x224, optionally NAME=... and :dtype (tokens=1x16:int64).")
+@input_shape_option
 @click.option("--dynamic-batch", is_flag=True, help="Make dimension 0 of every input dynamic ('batch').")
 @click.option("--dynamic-axis", "dynamic_axes", multiple=True, metavar="INPUT:DIM=LABEL",
               help="Make one dimension dynamic, e.g. x:1=seq. Repeatable.")

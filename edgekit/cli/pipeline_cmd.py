@@ -6,7 +6,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.common import console, emit_json, handle_errors, json_option, out
+from edgekit.cli.common import console, emit_json, handle_errors, input_shape_option, json_option, out
 
 
 @click.command("pipeline")
@@ -14,7 +14,7 @@ from edgekit.cli.common import console, emit_json, handle_errors, json_option, o
 @click.option("-o", "--output-dir", default="edgekit-out", show_default=True, type=click.Path(file_okay=False),
               help="Where artifacts, the step cache and the reports go.")
 @click.option("--variants", help="Comma-separated subset, e.g. onnx-fp32,onnx-int8,tflite-fp32.")
-@click.option("--input-shape", "input_shapes", multiple=True, help="Override the model's input shapes.")
+@input_shape_option
 @click.option("--calib", help="Calibration data (.npz, .npy folder, image folder) or 'random'.")
 @click.option("--eval", "eval_data", help="Evaluation .npz keyed by input name, with optional 'labels'.")
 @click.option("--threads", help="Comma-separated thread counts to benchmark, e.g. 1,2.")
