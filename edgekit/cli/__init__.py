@@ -35,7 +35,8 @@ class LazyGroup(click.Group):
         return module.command
 
     def format_commands(self, ctx, formatter):
-        formatter.write_dl([(name, text) for name, text in COMMANDS.items()], col_max=12)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, text in COMMANDS.items()], col_max=12)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
