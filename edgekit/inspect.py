@@ -17,7 +17,11 @@ DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "Dynamic
 
 
 def inspect(path: str | Path) -> dict:
-    """Describe a .onnx or .tflite model as a JSON-ready dict."""
+    """Describe a .onnx or .tflite model as a JSON-ready dict.
+
+    `valid` says whether the model passed the checks named in `checks` (ONNX: edgekit's graph checks and
+    onnx.checker; TFLite: edgekit's verifier); `problems` says why not. A file too broken to describe at all
+    raises InvalidModelError instead."""
     path = Path(path)
     fmt = sniff_format(path)
     if fmt == "onnx":
@@ -37,6 +41,15 @@ def inspect(path: str | Path) -> dict:
     info["format"] = fmt
     info["file_size"] = path.stat().st_size
     return info
+
+
+def invalid_model_error(info: dict):
+    """The InvalidModelError for an inspected model that is not valid (`edgekit inspect --strict`)."""
+    from edgekit.errors import InvalidModelError
+    return InvalidModelError(f"'{info['file']}' is not a valid {'TFLite' if info['format'] == 'tflite' else 'ONNX'} model: "
+                             + "; ".join(info["problems"]) + ".",
+                             hint="Re-export or re-convert it; other tools and runtimes would refuse it or "
+                                  "compute garbage.")
 
 
 def _common_tflite_schema(info: dict) -> dict:
@@ -65,9 +78,10 @@ def _inspect_onnx(path: Path) -> dict:
     from onnx import helper
 
     from edgekit.macs import estimate_macs, macs_by_op_type
-    from edgekit.onnx_io import load_onnx
+    from edgekit.onnx_io import ONNX_CHECKS, load_onnx, model_problems
 
     model = load_onnx(path)
+    problems = model_problems(model)
     graph = model.graph
     initializer_names = {i.name for i in graph.initializer}
 
@@ -86,7 +100,7 @@ def _inspect_onnx(path: Path) -> dict:
         entry["count"] += count
         entry["bytes"] += count * np.dtype(dtype).itemsize
         entry["tensors"] += 1
-    macs = estimate_macs(model)
+    macs = estimate_macs(model) if not problems else {}  # shapes of an invalid graph mean nothing
     meta = {p.key: p.value for p in model.metadata_props}
     return {
         "inputs": io([v for v in graph.input if v.name not in initializer_names]),
@@ -102,6 +116,9 @@ def _inspect_onnx(path: Path) -> dict:
         "macs": sum(v for _, v in macs.values()),
         "macs_by_op": macs_by_op_type(macs),
         "metadata": {k: _maybe_json(v) for k, v in meta.items()},
+        "valid": not problems,
+        "problems": problems,
+        "checks": list(ONNX_CHECKS),
     }
 
 

@@ -111,3 +111,120 @@ def save_onnx(model, dest: str | os.PathLike) -> list[Path]:
         with atomic_path(dest) as model_tmp:
             os.replace(Path(tmp) / dest.name, model_tmp)
     return [dest.parent / data_name, dest]
+
+
+# ---------------------------------------------------------------- validity
+
+#: the checks `model_problems` runs, for reports that say what "valid" rests on
+ONNX_CHECKS = ["edgekit graph checks (one writer per tensor, no cycles)", "onnx.checker"]
+
+
+def model_problems(model) -> list[str]:
+    """Why an ONNX model is invalid (empty: it is valid as far as the checks go).
+
+    First edgekit's own graph checks, in every graph and subgraph: a tensor written by two nodes (or a node writing
+    a graph input or initializer), and nodes that depend on each other in a cycle. Then, if those pass,
+    onnx.checker on the nodes in dependency order (ONNX Runtime runs unsorted graphs; the checker alone would
+    refuse them).
+    """
+    onnx = require("onnx", "Checking ONNX models")
+    problems = _graph_problems(model.graph, "the graph")
+    if problems:
+        return problems
+    order = dependency_order(model.graph)
+    if order != list(range(len(model.graph.node))):
+        sorted_model = onnx.ModelProto()
+        sorted_model.CopyFrom(model)
+        del sorted_model.graph.node[:]
+        sorted_model.graph.node.extend(model.graph.node[i] for i in order)
+        model = sorted_model
+    if model.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+        return []  # the checker cannot take a message this large; the graph checks above are what there is
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx.checker.ValidationError, and InferenceError from its shape checks
+        text = str(exc).strip().splitlines()
+        return [f"onnx.checker: {text[0][:400] if text else type(exc).__name__}"]
+    return []
+
+
+def dependency_order(graph) -> list[int] | None:
+    """Node indices in an order where each node comes after the nodes it reads (stable); None if there is a cycle.
+
+    Names that no node of this graph writes (inputs, initializers, outer-scope values) count as ready."""
+    produced = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
+    waiting = [sum(1 for x in set(n.input) if x in produced and produced[x] != i) for i, n in enumerate(graph.node)]
+    readers: dict[int, list[int]] = {}
+    for i, n in enumerate(graph.node):
+        for x in set(n.input):
+            if x in produced and produced[x] != i:
+                readers.setdefault(produced[x], []).append(i)
+    import heapq
+    ready = [i for i, w in enumerate(waiting) if w == 0 and not _reads_itself(graph.node[i])]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in readers.get(i, []):
+            waiting[j] -= 1
+            if waiting[j] == 0 and not _reads_itself(graph.node[j]):
+                heapq.heappush(ready, j)
+    return order if len(order) == len(graph.node) else None
+
+
+def _reads_itself(node) -> bool:
+    return bool(set(node.input) & set(o for o in node.output if o))
+
+
+def _graph_problems(graph, where: str) -> list[str]:
+    problems = []
+    label = [n.name or f"{n.op_type} #{i}" for i, n in enumerate(graph.node)]
+    outer = {i.name: "graph input" for i in graph.input} | {t.name: "initializer" for t in graph.initializer}
+    writer: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for name in node.output:
+            if not name:
+                continue
+            if name in writer:
+                problems.append(f"tensor '{name}' in {where} is written by two nodes, '{label[writer[name]]}' and "
+                                f"'{label[i]}'")
+            elif name in outer:
+                problems.append(f"node '{label[i]}' in {where} writes '{name}', which is a {outer[name]}")
+            writer.setdefault(name, i)
+    if not problems and dependency_order(graph) is None:
+        problems.append(f"nodes in {where} depend on each other in a cycle: " + _cycle(graph, writer, label))
+    for i, node in enumerate(graph.node):
+        for attr in node.attribute:
+            subgraphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+            for sub in subgraphs:
+                problems += _graph_problems(sub, f"the '{attr.name}' subgraph of node '{label[i]}'")
+    return problems
+
+
+def _cycle(graph, writer: dict, label: list) -> str:
+    """One cycle, as 'A → B → A' by node names."""
+    state: dict[int, int] = {}
+
+    def visit(i: int, path: list) -> list | None:
+        state[i] = 1
+        for x in graph.node[i].input:
+            j = writer.get(x)
+            if j is None:
+                continue
+            if state.get(j) == 1:
+                return path[path.index(j):] + [j] if j in path else [i, i]
+            if j not in state:
+                found = visit(j, path + [j])
+                if found:
+                    return found
+        state[i] = 2
+        return None
+
+    for start in range(len(graph.node)):
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                # the walk follows inputs back to their writers, so reverse it to read in data-flow order
+                return " → ".join(f"'{label[k]}'" for k in reversed(found))
+    return "(no single cycle found)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,7 @@ def test_zoo_models_round_trip_through_inspect(zoo_onnx, name, tmp_path):
     assert info["quantization"] == "float"
     assert info["metadata"]["edgekit.source"] == f"zoo:{name}"
     assert info["macs"] > 0
+    assert info["valid"] is True and info["problems"] == []
 
 
 def test_lenet_macs_are_exact(zoo_onnx):
@@ -86,3 +88,65 @@ def test_tflite_through_the_cli(zoo_onnx, tmp_path):
     assert info["parameter_count"] >= 93_322 and info["ops"]["CONV_2D"] == 3
     human = _cli("inspect", str(tmp_path / "l.tflite"))
     assert human.returncode == 0 and "CONV_2D" in human.stdout
+
+
+def _onnx_file(path, text: str, names: str = ""):
+    import onnx.parser
+    model = onnx.parser.parse_model('<ir_version: 8, opset_import: ["" : 17]>\n' + text)
+    for node, name in zip(model.graph.node, names.split()):
+        node.name = name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+INVALID_ONNX = {
+    "cycle": ("g (float[1,4] x) => (float[1,4] y) { a = Add(x, c)\n b = Relu(a)\n c = Neg(b)\n y = Identity(b) }",
+              "A B C D", "nodes in the graph depend on each other in a cycle: 'A' → 'B' → 'C' → 'A'"),
+    "two_writers": ("g (float[1,4] x) => (float[1,4] y) { y = Relu(x)\n y = Neg(x) }", "first second",
+                    "tensor 'y' in the graph is written by two nodes, 'first' and 'second'"),
+    "unknown_op": ("g (float[1,4] x) => (float[1,4] y) { y = Frobnicate(x) }", "",
+                   "onnx.checker: No Op registered for Frobnicate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID_ONNX))
+def test_invalid_onnx_is_described_as_invalid(tmp_path, case):
+    text, names, why = INVALID_ONNX[case]
+    path = _onnx_file(tmp_path / f"{case}.onnx", text, names)
+    info = inspect(path)
+    assert info["valid"] is False and info["problems"][0].startswith(why)
+    proc = _cli("inspect", str(path))
+    assert proc.returncode == 0 and "valid: no — " + why in " ".join(proc.stdout.split())
+    proc = _cli("inspect", str(path), "--strict", "--json", "-")
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr and why in " ".join(proc.stderr.split())
+    data = json.loads(proc.stdout)
+    assert data["valid"] is False and data["problems"] == info["problems"]
+
+
+def test_unsorted_but_acyclic_onnx_is_valid(tmp_path):
+    """ONNX Runtime runs graphs whose nodes are out of order; the checker alone would refuse them."""
+    path = _onnx_file(tmp_path / "unsorted.onnx", "g (float[1,4] x) => (float[1,4] y) { y = Neg(a)\n a = Relu(x) }")
+    assert inspect(path)["valid"] is True
+
+
+def test_exported_models_are_valid_under_strict(zoo_onnx, tmp_path):
+    proc = _cli("inspect", str(zoo_onnx("lenet")), "--strict")
+    assert proc.returncode == 0 and "valid: yes" in proc.stdout
+
+
+def test_tflite_whose_while_calls_its_own_subgraph_is_invalid(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "runtimes"))
+    from rt_models import pack, while_counter
+    good, bad = tmp_path / "good.tflite", tmp_path / "loop.tflite"
+    good.write_bytes(pack(while_counter()))
+    bad.write_bytes(pack(while_counter(body=0)))
+    assert inspect(good)["valid"] is True
+    info = inspect(bad)
+    assert info["valid"] is False and info["problems"] == [
+        "subgraph 0 calls itself: subgraph 0 'main' (WHILE operator 0, body_subgraph_index) → subgraph 0; "
+        "LiteRT would recurse until it crashes"]
+    proc = _cli("inspect", str(bad))
+    assert proc.returncode == 0 and "valid: no — subgraph 0 calls itself" in proc.stdout
+    proc = _cli("inspect", str(bad), "--strict", "--json", "-")
+    assert proc.returncode == 3 and json.loads(proc.stdout)["valid"] is False
+    assert "is not a valid TFLite model: subgraph 0 calls itself" in " ".join(proc.stderr.split())

@@ -12,10 +12,10 @@ def describe_tflite(path) -> dict:
     from ai_edge_litert import schema_py_generated as fb
     from edgekit.errors import InvalidModelError
 
-    from edgekit.runtimes.tflite_verify import verify_tflite
+    from edgekit.runtimes.tflite_verify import tflite_problems
 
     data = path if isinstance(path, (bytes, bytearray)) else open(os.fspath(path), "rb").read()
-    verify_tflite(bytes(data), "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path))
+    problems = tflite_problems(bytes(data), "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path))
     try:
         model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
     except Exception as exc:
@@ -51,8 +51,29 @@ def describe_tflite(path) -> dict:
         "by_dtype": by_dtype,
         "tensor_quantization": _tensor_quantization(model, sub, types, metadata),
         "metadata": metadata,
+        "signatures": _signatures(model, sub),
         "size_bytes": len(data),
+        "valid": not problems,
+        "problems": problems,
+        "checks": ["edgekit's TFLite verifier (bounds, subgraph calls, tensor writers, operator order)"],
     }
+
+
+def _signatures(model, sub) -> list[dict]:
+    """SignatureDefs: key → {input key: tensor name}, {output key: tensor name}."""
+    out = []
+    for sig in model.signatureDefs or []:
+        tensors = model.subgraphs[sig.subgraphIndex].tensors
+
+        def names(maps):
+            return {_text(m.name): _text(tensors[m.tensorIndex].name) for m in maps or []}
+        out.append({"key": _text(sig.signatureKey), "subgraph": sig.subgraphIndex, "inputs": names(sig.inputs),
+                    "outputs": names(sig.outputs)})
+    return out
+
+
+def _text(raw) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
 def _io(t, types, layouts) -> dict:

@@ -10,16 +10,24 @@ from edgekit.cli.common import emit_json, handle_errors, json_option, out
 @click.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--metadata", "show_metadata", is_flag=True, help="Also print every metadata entry in full.")
+@click.option("--strict", is_flag=True, help="Exit 3 (invalid model) when the model is not valid.")
 @json_option
 @handle_errors
-def command(model, show_metadata, json_path):
-    """Show a model's inputs, outputs, ops, parameters, quantization, MACs and file size (.onnx or .tflite)."""
-    from edgekit.inspect import inspect
+def command(model, show_metadata, strict, json_path):
+    """Show a model's inputs, outputs, ops, parameters, quantization, MACs and file size (.onnx or .tflite),
+    and whether it is valid: ONNX through onnx.checker and edgekit's graph checks (a tensor written twice, a
+    cycle), TFLite through edgekit's verifier (bounds, subgraphs calling themselves, tensor writers, op order).
+
+    An invalid model is described all the same, with "valid: no" and why; --strict makes that exit 3.
+    """
+    from edgekit.inspect import inspect, invalid_model_error
 
     info = inspect(model)
     if json_path != "-":
         render(info, show_metadata)
     emit_json(info, json_path)
+    if strict and not info["valid"]:
+        raise invalid_model_error(info)
 
 
 def _shape(dims) -> str:
@@ -27,8 +35,16 @@ def _shape(dims) -> str:
 
 
 def render(info: dict, show_metadata: bool = False) -> None:
-    out.print(f"[bold]{info['file']}[/]  {info['format'].upper()}  {info['file_size'] / 1e6:.2f} MB  "
+    from rich.markup import escape
+    out.print(f"[bold]{escape(info['file'])}[/]  {info['format'].upper()}  {info['file_size'] / 1e6:.2f} MB  "
               f"quantization: [bold]{info.get('quantization', '?')}[/]")
+    if info["valid"]:
+        out.print("valid: [green]yes[/]")
+    else:
+        out.print("valid: [bold red]no[/] — " + escape("; ".join(info["problems"])))
+    for sig in info.get("signatures") or []:
+        out.print(f"signature [bold]{escape(sig['key'])}[/]: inputs {escape(', '.join(sig['inputs']))}; "
+                  f"outputs {escape(', '.join(sig['outputs']))}")
     io_table = Table(title="Inputs and outputs")
     for col in ("kind", "name", "dtype", "shape", "quantization"):
         io_table.add_column(col)

@@ -119,3 +119,53 @@ def fully_connected(weights: np.ndarray, bias: np.ndarray | None = None, *, dyna
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def while_counter(*, cond: int = 1, body: int = 2):
+    """A ModelT counting y = x + 1 until y >= 10 with WHILE (subgraph 0 'main', 1 'cond', 2 'body'); `cond` and
+    `body` say which subgraphs the WHILE calls. Edit the returned ModelT, then `pack` it."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    def tensor(name, dtype="FLOAT32", buffer=0):
+        t = schema.TensorT()
+        t.name, t.type, t.shape, t.buffer = name, getattr(schema.TensorType, dtype), [1], buffer
+        return t
+
+    def op(code, ins, outs, options=None, kind=None):
+        o = schema.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = code, ins, outs
+        if options is not None:
+            o.builtinOptionsType, o.builtinOptions = getattr(schema.BuiltinOptions, kind), options
+        return o
+
+    def subgraph(name, tensors, inputs, outputs, operators):
+        sg = schema.SubGraphT()
+        sg.name, sg.tensors, sg.inputs, sg.outputs, sg.operators = name, tensors, inputs, outputs, operators
+        return sg
+
+    model = schema.ModelT()
+    model.version = 3
+    model.buffers = [_buffer(schema, None), _buffer(schema, np.float32([10])), _buffer(schema, np.float32([1]))]
+    model.operatorCodes = []
+    for name in ("WHILE", "LESS", "ADD", "IF", "CALL_ONCE"):
+        code = schema.OperatorCodeT()
+        code.builtinCode = getattr(schema.BuiltinOperator, name)
+        code.deprecatedBuiltinCode = min(code.builtinCode, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+        code.version = 1
+        model.operatorCodes.append(code)
+    loop = schema.WhileOptionsT()
+    loop.condSubgraphIndex, loop.bodySubgraphIndex = cond, body
+    model.subgraphs = [
+        subgraph("main", [tensor("x"), tensor("y")], [0], [1], [op(0, [0], [1], loop, "WhileOptions")]),
+        subgraph("cond", [tensor("a"), tensor("ten", buffer=1), tensor("b", "BOOL")], [0], [2], [op(1, [0, 1], [2])]),
+        subgraph("body", [tensor("a"), tensor("one", buffer=2), tensor("a1")], [0], [2],
+                 [op(2, [0, 1], [2], schema.AddOptionsT(), "AddOptions")]),
+    ]
+    return model
+
+
+def pack(model) -> bytes:
+    import flatbuffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
