@@ -18,9 +18,9 @@ def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metada
 
 def supported_ops() -> dict:
     """ONNX op type → {"since": [opsets], "emits": [TFLite builtins]} for every registered lowering."""
-    from edgekit.converters.tflite.registry import load_all
+    from edgekit.converters.tflite.registry import onnx_ops
     return {op: {"since": [v.since for v in versions], "emits": sorted(set().union(*(v.emits for v in versions)))}
-            for op, versions in sorted(load_all().items()) if op not in ("Relayout", "PhysicalReshape")}
+            for op, versions in onnx_ops().items()}
 
 
 def describe_tflite(path) -> dict:

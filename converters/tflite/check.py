@@ -6,7 +6,7 @@ import inspect
 from dataclasses import asdict, dataclass
 
 from edgekit.converters.tflite.ir import DYNAMIC, Graph, Node
-from edgekit.converters.tflite.registry import REGISTRY, Lowering, Unsupported, lookup
+from edgekit.converters.tflite.registry import INTERNAL, Lowering, Unsupported, lookup, versions_of
 from edgekit.errors import UnsupportedModelError
 
 #: ops the compiler evaluates at compile time; they survive only when they depend on run-time values
@@ -37,10 +37,10 @@ def check_graph(graph: Graph) -> list:
 
 
 def check_node(node: Node, graph: Graph) -> None:
-    if node.domain not in ("", "ai.onnx", "edgekit"):  # edgekit: ops the fusion passes create
+    if node.domain not in ("", "ai.onnx", INTERNAL):  # INTERNAL: ops the fusion passes create
         raise Unsupported(f"operators of the domain '{node.domain}' are not supported",
                           hint="Export with standard ONNX ops only.")
-    entry = lookup(node.op_type, graph.opset)
+    entry = lookup(node.op_type, graph.opset, node.domain)
     if entry is None:
         raise _missing(node, graph.opset)
     unknown = sorted(set(node.attrs) - set(entry.attributes))
@@ -72,7 +72,7 @@ def _check_values(node: Node, graph: Graph, entry: Lowering) -> None:
 
 
 def _missing(node: Node, opset: int) -> Unsupported:
-    versions = REGISTRY.get(node.op_type)
+    versions = versions_of(node.op_type, node.domain)
     if versions:
         return Unsupported(f"opset {opset} is older than the first version supported (opset {versions[0].since})",
                            hint="Re-export the model with a newer opset.")

@@ -101,7 +101,7 @@ def lower(graph: Graph, source: str = "the model") -> TflGraph:
     for name in graph.inputs:
         tgraph.inputs.append(Builder(tgraph, aliases, None, frozenset(), graph.opset).t(graph.values[name]))
     for node in graph.nodes:
-        entry = lookup(node.op_type, graph.opset)
+        entry = lookup(node.op_type, graph.opset, node.domain)
         b = Builder(tgraph, aliases, node, entry.emits, graph.opset)
         b.outputs = [graph.value(o) for o in node.outputs]
         try:

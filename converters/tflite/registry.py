@@ -1,4 +1,7 @@
-"""The one registry of lowerings, keyed by ONNX op type (and the opset a version starts at).
+"""The one registry of lowerings, keyed by domain and op type (and the opset a version starts at).
+
+ONNX's own ops live in the domain "" ("ai.onnx" is the same domain); ops that only the compiler's fusion passes
+create (`Relayout`, `ChannelShuffle`, ...) live in "edgekit", so they never show up as supported ONNX ops.
 
 A lowering is a function `fn(b, *inputs, **attributes)`: inputs are IR Values (None where an optional
 input is omitted), attributes are its keyword-only parameters with the spec's defaults. It declares the
@@ -27,6 +30,7 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class Lowering:
+    domain: str
     op_type: str
     since: int
     fn: Callable
@@ -43,20 +47,21 @@ class Lowering:
         return self.fn(b, *inputs, **node.attrs)
 
 
-REGISTRY: dict[str, list[Lowering]] = {}
+REGISTRY: dict[tuple[str, str], list[Lowering]] = {}  # (domain, op type) -> versions, oldest first
+INTERNAL = "edgekit"  # the domain of ops the compiler's passes create
 
 
 def lowering(op_type: str, *, emits=(), since: int = 1, dtypes=("float32",), layout: str = "logical",
-             out_perm: Callable | None = None, dynamic_batch: bool = True):
-    """Register `fn` as the lowering of `op_type` from opset `since` on."""
+             out_perm: Callable | None = None, dynamic_batch: bool = True, domain: str = ""):
+    """Register `fn` as the lowering of `op_type` (of `domain`) from opset `since` on."""
     def register(fn):
         params = inspect.signature(fn).parameters.values()
         attrs = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD][1:]  # drop the builder
         has_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
-        entry = Lowering(op_type, since, fn, frozenset(emits), tuple(dtypes), layout, out_perm, dynamic_batch,
+        entry = Lowering(domain, op_type, since, fn, frozenset(emits), tuple(dtypes), layout, out_perm, dynamic_batch,
                          attrs, 10_000 if has_varargs else len(positional))
-        versions = REGISTRY.setdefault(op_type, [])
+        versions = REGISTRY.setdefault((domain, op_type), [])
         if any(v.since == since for v in versions):
             raise ValueError(f"{op_type} (since opset {since}) is registered twice")
         versions.append(entry)
@@ -65,16 +70,25 @@ def lowering(op_type: str, *, emits=(), since: int = 1, dtypes=("float32",), lay
     return register
 
 
-def lookup(op_type: str, opset: int) -> Lowering | None:
+def lookup(op_type: str, opset: int, domain: str = "") -> Lowering | None:
     """The version of `op_type`'s lowering that applies at `opset`."""
     chosen = None
-    for entry in REGISTRY.get(op_type, []):
+    for entry in versions_of(op_type, domain):
         if entry.since <= opset:
             chosen = entry
     return chosen
+
+
+def versions_of(op_type: str, domain: str = "") -> list[Lowering]:
+    return REGISTRY.get(("" if domain == "ai.onnx" else domain, op_type), [])
 
 
 def load_all() -> dict:
     """Import every op-family module so its decorators run; returns the registry."""
     from edgekit.converters.tflite import lowerings  # noqa: F401 - imports the families
     return REGISTRY
+
+
+def onnx_ops() -> dict[str, list[Lowering]]:
+    """ONNX op type -> its lowerings, for ONNX's own domain only (what users can put in a model)."""
+    return {op: versions for (domain, op), versions in sorted(load_all().items()) if domain == ""}

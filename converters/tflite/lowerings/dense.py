@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.converters.tflite.quantization import bias_const, weight_const
-from edgekit.converters.tflite.registry import Unsupported, lowering
+from edgekit.converters.tflite.registry import INTERNAL, Unsupported, lowering
 
 #: int8: int8 activations, int8 per-channel weights, int32 bias; float32 with int8 weights: hybrid kernels
 DENSE_DTYPES = ("float32", "int8")
@@ -81,7 +81,7 @@ def matmul(b, a, bm):
     b.emit("BATCH_MATMUL", [b.t(a), b.t(bm)], [b.out(y)])
 
 
-@lowering("BatchMatMul", emits=("BATCH_MATMUL",))
+@lowering("BatchMatMul", domain=INTERNAL, emits=("BATCH_MATMUL",))
 def batch_matmul(b, a, bm, *, adj_x=0, adj_y=0):
     """MatMul whose operands the matmul_adjoint pass left untransposed: BATCH_MATMUL reads them as adjoints."""
     b.emit("BATCH_MATMUL", [b.t(a), b.t(bm)], [b.out(b.outputs[0])], adjX=bool(adj_x), adjY=bool(adj_y))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.converters.tflite.registry import lowering
+from edgekit.converters.tflite.registry import INTERNAL, lowering
 from edgekit.converters.tflite.tfl import physical
 
 #: how ChannelShuffle moves channels: "transpose" (RESHAPE + TRANSPOSE of the two channel factors + RESHAPE)
@@ -13,7 +13,7 @@ from edgekit.converters.tflite.tfl import physical
 SHUFFLE_WITH = "transpose"
 
 
-@lowering("ChannelShuffle", emits=("RESHAPE", "TRANSPOSE", "GATHER"), layout="any", dtypes=("float32", "int8"))
+@lowering("ChannelShuffle", domain=INTERNAL, emits=("RESHAPE", "TRANSPOSE", "GATHER"), layout="any", dtypes=("float32", "int8"))
 def channel_shuffle(b, x, *, group=1):
     """out[:, k*g + i] = x[:, i*(C/g) + k], in whatever layout x has."""
     y = b.outputs[0]
@@ -34,7 +34,7 @@ def channel_shuffle(b, x, *, group=1):
     b.emit("RESHAPE", [moved, b.ints(shape)], [b.out(y)])
 
 
-@lowering("AdaptiveAveragePool", emits=("RESHAPE", "BATCH_MATMUL"), layout="nhwc")
+@lowering("AdaptiveAveragePool", domain=INTERNAL, emits=("RESHAPE", "BATCH_MATMUL"), layout="nhwc")
 def adaptive_average_pool(b, x, windows):
     """NHWC [N,H,W,C] -> [N,H*W,C]; windows [OH*OW, H*W] @ that -> [N,OH*OW,C] -> [N,OH,OW,C]."""
     y = b.outputs[0]

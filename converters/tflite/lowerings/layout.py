@@ -2,11 +2,11 @@
 and PhysicalReshape (reshape a value's memory into its output's physical shape)."""
 from __future__ import annotations
 
-from edgekit.converters.tflite.registry import lowering
+from edgekit.converters.tflite.registry import INTERNAL, lowering
 from edgekit.converters.tflite.tfl import dims_for_reshape
 
 
-@lowering("Relayout", emits=("TRANSPOSE",), dtypes=("float32", "int64", "int32", "int8"))
+@lowering("Relayout", domain=INTERNAL, emits=("TRANSPOSE",), dtypes=("float32", "int64", "int32", "int8"))
 def relayout(b, x, *, perm=None):
     y = b.outputs[0]
     src = list(x.perm or range(x.rank))
@@ -14,7 +14,7 @@ def relayout(b, x, *, perm=None):
     b.emit("TRANSPOSE", [b.t(x), b.ints([src.index(d) for d in dst], "perm")], [b.out(y)])
 
 
-@lowering("PhysicalReshape", emits=("RESHAPE",), dtypes=("float32", "int8"))
+@lowering("PhysicalReshape", domain=INTERNAL, emits=("RESHAPE",), dtypes=("float32", "int8"))
 def physical_reshape(b, x):
     y = b.outputs[0]
     b.emit("RESHAPE", [b.t(x), b.ints(dims_for_reshape(y.phys_shape))], [b.out(y)])

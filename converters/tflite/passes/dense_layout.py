@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.converters.tflite.ir import Graph, Node, Value
+from edgekit.converters.tflite.registry import INTERNAL
 
 
 def run(graph: Graph, options=None) -> None:
@@ -64,6 +65,7 @@ def _flatten_into_dense(graph: Graph) -> bool:
         order = logical_index(src.shape, src.perm)
         _replace_const(graph, dense, 1, np.take(weight.const, order, axis=axis), "rows_nhwc", weight.quant)
         relayout.op_type, relayout.attrs, relayout.outputs = "PhysicalReshape", {}, [flat.outputs[0]]
+        relayout.domain = INTERNAL
         graph.remove_nodes([flat])
         return True
     return False
@@ -92,6 +94,7 @@ def _dense_into_reshape(graph: Graph) -> bool:
             continue
         _permute_dense_outputs(graph, dense, found, logical_index(out.shape, out.perm), y.shape[1])
         reshape.op_type, reshape.attrs, reshape.inputs = "PhysicalReshape", {}, [reshape.inputs[0]]
+        reshape.domain = INTERNAL
         for node in [reshape] + after[::-1]:
             graph.values[node.outputs[0]].perm = out.perm
         for user in consumers.get(relayout.outputs[0], []):
@@ -136,7 +139,7 @@ def _elementwise_chain(graph: Graph, name: str, producers: dict, consumers: dict
 
 def _is_elementwise(graph: Graph, node: Node, scalar_only: bool) -> bool:
     from edgekit.converters.tflite.registry import lookup
-    entry = lookup(node.op_type, graph.opset)
+    entry = lookup(node.op_type, graph.opset, node.domain)
     if entry is None or entry.layout != "any" or entry.out_perm is not None or len(node.outputs) != 1:
         return False
     x, y = graph.value(node.inputs[0]), graph.value(node.outputs[0])

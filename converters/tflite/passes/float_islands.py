@@ -50,7 +50,7 @@ def _computes_float(graph: Graph, node) -> bool:
 
 
 def _reason(graph: Graph, nodes) -> str:
-    no_kernel = sorted({n.op_type for n in nodes if (e := lookup(n.op_type, graph.opset)) is None or "int8" not in e.dtypes})
+    no_kernel = sorted({n.op_type for n in nodes if (e := lookup(n.op_type, graph.opset, n.domain)) is None or "int8" not in e.dtypes})
     if no_kernel:
         return f"no integer kernel for {', '.join(no_kernel)} in this compiler: computed in float32"
     return "kept in float by the quantizer (no QuantizeLinear/DequantizeLinear around it): computed in float32"

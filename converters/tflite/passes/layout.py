@@ -39,7 +39,7 @@ def run(graph: Graph, options=None) -> None:
 
 def _plan(node: Node, graph: Graph):
     """{input index: layout it must arrive in}, and the layout of the outputs."""
-    entry = lookup(node.op_type, graph.opset) if node.domain in ("", "ai.onnx", "edgekit") else None
+    entry = lookup(node.op_type, graph.opset, node.domain)
     policy = entry.layout if entry else "logical"
     dynamic = {i: graph.values[n] for i, n in enumerate(node.inputs) if n and not graph.values[n].is_const}
     if policy == "nhwc" and 0 in dynamic and dynamic[0].shape is not None and dynamic[0].rank == 4:

@@ -105,7 +105,7 @@ def _fuse_one(graph: Graph) -> bool:
     for node in graph.nodes:
         if node.op_type in (Q, DQ) or node.domain not in ("", "ai.onnx"):
             continue
-        entry = lookup(node.op_type, graph.opset)
+        entry = lookup(node.op_type, graph.opset, node.domain)
         if entry is None or "int8" not in entry.dtypes:
             continue
         sources = {}
