@@ -46,7 +46,8 @@ def import_model(model, input_shapes=None) -> Graph:
     for i, node in enumerate(g.node):
         name = node.name or f"{node.op_type}_{i}"
         attrs = {a.name: _attr_value(a) for a in node.attribute}
-        nodes.append(Node(node.op_type, name, list(node.input), list(node.output), attrs, node.domain))
+        module = next((p.value for p in node.metadata_props if p.key == "edgekit.module"), "")
+        nodes.append(Node(node.op_type, name, list(node.input), list(node.output), attrs, node.domain, module))
         for out in node.output:
             if out and out not in values:
                 values[out] = Value(out, np.dtype(np.float32), None)  # shape inference knew nothing

@@ -61,6 +61,7 @@ class Node:
     outputs: list
     attrs: dict = field(default_factory=dict)
     domain: str = ""
+    module: str = ""  # the PyTorch module path it came from (ONNX metadata_props 'edgekit.module'), if known
 
 
 @dataclass

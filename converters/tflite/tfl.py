@@ -5,33 +5,34 @@ the writer turns them into `*OptionsT` objects, so nothing here hand-builds flat
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgekit.converters.tflite.ir import DYNAMIC, Value, permute
 
-#: builtin op -> name of its options table in the schema (ops without options are absent)
-OPTIONS = {
-    "CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
-    "TRANSPOSE_CONV": "TransposeConvOptions", "FULLY_CONNECTED": "FullyConnectedOptions",
-    "BATCH_MATMUL": "BatchMatMulOptions", "ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions",
-    "DIV": "DivOptions", "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
-    "POW": "PowOptions", "SQUARED_DIFFERENCE": "SquaredDifferenceOptions",
-    "AVERAGE_POOL_2D": "Pool2DOptions", "MAX_POOL_2D": "Pool2DOptions",
-    "MEAN": "ReducerOptions", "SUM": "ReducerOptions", "REDUCE_MAX": "ReducerOptions",
-    "REDUCE_MIN": "ReducerOptions", "REDUCE_PROD": "ReducerOptions",
-    "RESHAPE": "ReshapeOptions", "TRANSPOSE": "TransposeOptions", "CONCATENATION": "ConcatenationOptions",
-    "SPLIT": "SplitOptions", "SPLIT_V": "SplitVOptions", "SLICE": "SliceOptions",
-    "STRIDED_SLICE": "StridedSliceOptions", "GATHER": "GatherOptions", "PAD": "PadOptions",
-    "PADV2": "PadV2Options", "MIRROR_PAD": "MirrorPadOptions",
-    "RESIZE_BILINEAR": "ResizeBilinearOptions", "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
-    "SOFTMAX": "SoftmaxOptions", "LOG_SOFTMAX": "LogSoftmaxOptions",
-    "LOCAL_RESPONSE_NORMALIZATION": "LocalResponseNormalizationOptions",
-    "LEAKY_RELU": "LeakyReluOptions", "HARD_SWISH": "HardSwishOptions", "EXP": "ExpOptions",
-    "NEG": "NegOptions", "ABS": "AbsOptions", "SQUARE": "SquareOptions", "CAST": "CastOptions",
-    "PACK": "PackOptions", "UNPACK": "UnpackOptions", "GELU": "GeluOptions", "CUMSUM": "CumsumOptions",
+#: builtins whose options table breaks the naming rule of `options_table` (a table shared by a family)
+SHARED_OPTIONS = {
+    **dict.fromkeys(("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"), "Pool2DOptions"),
+    **dict.fromkeys(("MEAN", "SUM", "REDUCE_PROD", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_ANY", "REDUCE_ALL"),
+                    "ReducerOptions"),
+    **dict.fromkeys(("MAXIMUM", "MINIMUM"), "MaximumMinimumOptions"),
+    **dict.fromkeys(("RANDOM_STANDARD_NORMAL", "RANDOM_UNIFORM", "MULTINOMIAL"), "RandomOptions"),
+    "L2_NORMALIZATION": "L2NormOptions", "UNIDIRECTIONAL_SEQUENCE_RNN": "SequenceRNNOptions",
 }
+
+
+@functools.lru_cache(maxsize=None)
+def options_table(code: str) -> str | None:
+    """The schema's options table of builtin `code`, by the schema's naming convention (CONV_2D -> Conv2DOptions,
+    BATCH_MATMUL -> BatchMatMulOptions, compared without case and underscores); None for builtins without one."""
+    if code in SHARED_OPTIONS:
+        return SHARED_OPTIONS[code]
+    from ai_edge_litert import schema_py_generated as fb
+    tables = {name.lower(): name for name in vars(fb.BuiltinOptions) if name.endswith("Options")}
+    return tables.get(code.replace("_", "").lower() + "options")
+
 
 #: ops whose options carry a fusedActivationFunction the activation-fusion pass may set
 FUSABLE = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV",
@@ -54,6 +55,7 @@ class TflOp:
     outputs: list
     options: dict = field(default_factory=dict)
     origin: str = ""  # the ONNX node it came from
+    module: str = ""  # that node's PyTorch module path, if known (names its output tensors in the file)
 
 
 @dataclass
@@ -185,7 +187,7 @@ class Builder:
             from edgekit.errors import InternalError
             raise InternalError(f"The lowering of {self.node.op_type} emitted {code}, which it does not declare "
                                 f"(declared: {sorted(self.allowed)}).", hint="This is a bug in edgekit; please report it.")
-        op = TflOp(code, list(inputs), list(outputs), options, origin=self.node.name)
+        op = TflOp(code, list(inputs), list(outputs), options, origin=self.node.name, module=self.node.module)
         self.g.ops.append(op)
         self.emitted.append(op)
         return op
@@ -208,5 +210,5 @@ def dims_for_reshape(shape) -> list:
     return [DYNAMIC if d == DYNAMIC else int(d) for d in shape]
 
 
-__all__ = ["Builder", "TflGraph", "TflOp", "TflTensor", "OPTIONS", "FUSABLE", "physical", "permute",
+__all__ = ["Builder", "TflGraph", "TflOp", "TflTensor", "options_table", "FUSABLE", "physical", "permute",
            "dims_for_reshape"]

@@ -1,4 +1,11 @@
-"""Serialise a TflGraph with the schema's object API (`ModelT` ... `Pack`, file identifier TFL3)."""
+"""Serialise a TflGraph with the schema's object API (`ModelT` ... `Pack`, file identifier TFL3).
+
+The file carries one SignatureDef, 'serving_default', keyed by the ONNX input and output names (LiteRT's signature
+runner and tools built on signatures expect one; litert-torch and the TensorFlow converter write it under that
+key). Graph inputs, outputs and constants keep their ONNX names; every other tensor an operator writes is named
+'<PyTorch module path>/<ONNX name>' when the op came from a node that records its module (edgekit.module), so a
+profile or a graph viewer reads like the PyTorch model.
+"""
 from __future__ import annotations
 
 import json
@@ -6,9 +13,10 @@ import json
 import flatbuffers
 import numpy as np
 
-from edgekit.converters.tflite.tfl import OPTIONS, TflGraph
+from edgekit.converters.tflite.tfl import TflGraph, options_table
 
 METADATA_NAME = "edgekit"
+SIGNATURE_KEY = "serving_default"
 TENSOR_TYPES = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "int64": "INT64", "int8": "INT8",
                 "uint8": "UINT8", "bool": "BOOL", "int16": "INT16", "float64": "FLOAT64"}
 
@@ -36,15 +44,63 @@ def build_model(g: TflGraph, metadata: dict | None = None, description: str = "e
     model.buffers = [fb.BufferT()]
     model.operatorCodes, code_index = [], {}
     index = {name: i for i, name in enumerate(g.tensors)}
+    names = tensor_names(g)
     sub = fb.SubGraphT()
     sub.name = "main"
-    sub.tensors = [_tensor(fb, t, model.buffers) for t in g.tensors.values()]
+    sub.tensors = [_tensor(fb, t, model.buffers, names[name]) for name, t in g.tensors.items()]
     sub.inputs = [index[n] for n in g.inputs]
     sub.outputs = [index[n] for n in g.outputs]
     sub.operators = [_operator(fb, op, index, model.operatorCodes, code_index) for op in g.ops]
     model.subgraphs = [sub]
+    model.signatureDefs = [_signature(fb, g, index)]
     set_metadata(model, metadata or {})
     return model
+
+
+def tensor_names(g: TflGraph) -> dict:
+    """Tensor name in the graph → name in the file: op outputs prefixed by their PyTorch module path.
+
+    An op inserted by a pass after lowering (origin 'node/requantize', ...) takes the module of the node its
+    origin starts with. Names stay unique; graph inputs, outputs and constants are never renamed."""
+    by_origin = {op.origin: op.module for op in g.ops if op.module}
+    keep = set(g.inputs) | set(g.outputs)
+    names = {name: name for name in g.tensors}
+    taken = set(g.tensors)
+    for op in g.ops:
+        module = op.module or _module_of_origin(op.origin, by_origin)
+        if not module:
+            continue
+        for out in op.outputs:
+            t = g.tensors.get(out)
+            if out in keep or t is None or t.data is not None or names[out] != out or module in out.split("/"):
+                continue
+            name, i = f"{module}/{out}", 1
+            while name in taken:
+                name, i = f"{module}/{out}_{i}", i + 1
+            names[out] = name
+            taken.add(name)
+    return names
+
+
+def _module_of_origin(origin: str, by_origin: dict) -> str:
+    while origin:
+        if origin in by_origin:
+            return by_origin[origin]
+        origin = origin.rpartition("/")[0]
+    return ""
+
+
+def _signature(fb, g: TflGraph, index: dict):
+    """The one SignatureDef: ONNX input/output names → tensors of subgraph 0."""
+    def tensor_map(name):
+        entry = fb.TensorMapT()
+        entry.name, entry.tensorIndex = name, index[name]
+        return entry
+    sig = fb.SignatureDefT()
+    sig.signatureKey, sig.subgraphIndex = SIGNATURE_KEY, 0
+    sig.inputs = [tensor_map(n) for n in g.inputs]
+    sig.outputs = [tensor_map(n) for n in g.outputs]
+    return sig
 
 
 def set_metadata(model, metadata: dict) -> None:
@@ -65,9 +121,9 @@ def serialize(model) -> bytes:
     return bytes(builder.Output())
 
 
-def _tensor(fb, t, buffers):
+def _tensor(fb, t, buffers, name: str):
     tensor = fb.TensorT()
-    tensor.name = t.name
+    tensor.name = name
     tensor.type = getattr(fb.TensorType, TENSOR_TYPES[np.dtype(t.dtype).name])
     tensor.shape = [max(int(d), 1) for d in t.shape]
     if any(int(d) < 0 for d in t.shape):
@@ -100,7 +156,7 @@ def _operator(fb, op, index, codes, code_index):
     o.opcodeIndex = code_index[builtin]
     o.inputs = [index[n] if n else -1 for n in op.inputs]
     o.outputs = [index[n] for n in op.outputs]
-    table = OPTIONS.get(op.code)
+    table = options_table(op.code)
     if table:
         options = getattr(fb, table + "T")()
         for key, value in op.options.items():
