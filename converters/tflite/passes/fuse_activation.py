@@ -14,18 +14,22 @@ ACTIVATIONS = {"RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 
 
 def run(graph: TflGraph, options=None) -> None:
-    for act in list(graph.ops):
+    producers, consumers = graph.producers(), graph.consumers()  # once: the rewrite keeps both valid
+    outputs, fused = set(graph.outputs), set()
+    for act in graph.ops:
         if act.code not in ACTIVATIONS:
             continue
         src = act.inputs[0]
-        producer = graph.producers().get(src)
+        producer = producers.get(src)
         if producer is None or producer.code not in FUSABLE or producer.options.get("fusedActivationFunction", 0):
             continue
-        if len(graph.consumers().get(src, [])) != 1 or src in graph.outputs:
+        if len(consumers.get(src, [])) != 1 or src in outputs:
             continue
         if producer.code == "TRANSPOSE_CONV" and act.code != "RELU":
             continue  # older LiteRT kernels only honour RELU on transpose conv
         producer.options["fusedActivationFunction"] = ACTIVATIONS[act.code]
         producer.outputs = [act.outputs[0] if o == src else o for o in producer.outputs]
-        graph.ops.remove(act)
+        producers[act.outputs[0]] = producer
+        fused.add(id(act))
+    graph.ops = [op for op in graph.ops if id(op) not in fused]
     graph.prune()
