@@ -1,5 +1,5 @@
 """Activations, in whatever layout their input has: Relu, Clip, LeakyRelu, PRelu, Sigmoid, Tanh,
-HardSigmoid, HardSwish, Elu, Softplus."""
+HardSigmoid, HardSwish, Elu, Softplus, Mish, Selu, Celu, ThresholdedRelu, Softsign, Shrink, Swish."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 
 from edgekit.converters.tflite.lowerings._common import const_of
 from edgekit.converters.tflite.quantization import scalar_like
-from edgekit.converters.tflite.registry import lowering
+from edgekit.converters.tflite.registry import Unsupported, lowering
 
 #: integer kernels exist (LOGISTIC/TANH have fixed output scales: the requantize pass takes care of them)
 INT8 = ("float32", "int8")
@@ -110,15 +110,105 @@ def elu(b, x, *, alpha=1.0):
     b.emit("ADD", [t["pos_part"], t["scaled"]], [b.out(out)])
 
 
-@lowering("Softplus", since=1, emits=("ABS", "NEG", "EXP", "ADD", "LOG", "RELU"), layout="any")
-def softplus(b, x):
+SOFTPLUS_EMITS = ("ABS", "NEG", "EXP", "ADD", "LOG", "RELU")
+
+
+def _softplus(b, x, dest):
     """log(1 + exp(x)) computed as relu(x) + log(1 + exp(-|x|)), which cannot overflow."""
-    out = b.outputs[0]
-    t = {h: b.temp(out.phys_shape, hint=h) for h in ("abs", "neg", "exp", "plus1", "log", "relu")}
+    t = {h: b.temp(b.outputs[0].phys_shape, hint=h) for h in ("abs", "neg", "exp", "plus1", "log", "relu")}
     b.emit("ABS", [b.t(x)], [t["abs"]])
     b.emit("NEG", [t["abs"]], [t["neg"]])
     b.emit("EXP", [t["neg"]], [t["exp"]])
     b.emit("ADD", [t["exp"], _scalar(b, 1.0, "one")], [t["plus1"]])
     b.emit("LOG", [t["plus1"]], [t["log"]])
     b.emit("RELU", [b.t(x)], [t["relu"]])
-    b.emit("ADD", [t["relu"], t["log"]], [b.out(out)])
+    b.emit("ADD", [t["relu"], t["log"]], [dest])
+
+
+@lowering("Softplus", since=1, emits=SOFTPLUS_EMITS, layout="any")
+def softplus(b, x):
+    _softplus(b, x, b.out(b.outputs[0]))
+
+
+@lowering("Mish", since=18, emits=SOFTPLUS_EMITS + ("TANH", "MUL"), layout="any")
+def mish(b, x):
+    """x · tanh(softplus(x))."""
+    out = b.outputs[0]
+    soft, squashed = b.temp(out.phys_shape, hint="softplus"), b.temp(out.phys_shape, hint="tanh")
+    _softplus(b, x, soft)
+    b.emit("TANH", [soft], [squashed])
+    b.emit("MUL", [b.t(x), squashed], [b.out(out)])
+
+
+@lowering("Selu", since=6, emits=("ELU", "RELU", "MINIMUM", "MUL", "ADD"), layout="any")
+def selu(b, x, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
+    """gamma · (relu(x) + alpha · min(elu(x), 0)): ELU's negative part is exp(x) - 1."""
+    out = b.outputs[0]
+    t = {h: b.temp(out.phys_shape, hint=h) for h in ("elu", "neg_part", "pos_part", "scaled_neg", "scaled_pos")}
+    b.emit("ELU", [b.t(x)], [t["elu"]])
+    b.emit("MINIMUM", [t["elu"], _scalar(b, 0.0, "zero")], [t["neg_part"]])
+    b.emit("RELU", [b.t(x)], [t["pos_part"]])
+    b.emit("MUL", [t["neg_part"], _scalar(b, gamma * alpha, "gamma_alpha")], [t["scaled_neg"]])
+    b.emit("MUL", [t["pos_part"], _scalar(b, gamma, "gamma")], [t["scaled_pos"]])
+    b.emit("ADD", [t["scaled_pos"], t["scaled_neg"]], [b.out(out)])
+
+
+@lowering("Celu", since=12, emits=("ELU", "MUL"), layout="any")
+def celu(b, x, *, alpha=1.0):
+    """alpha · elu(x / alpha), which is max(0, x) + min(0, alpha · (exp(x / alpha) - 1)) for alpha > 0."""
+    if not alpha > 0:
+        raise Unsupported(f"alpha={alpha}: CELU is defined for a positive alpha (the ELU composition needs it)",
+                          hint="Use a positive alpha.")
+    if alpha == 1.0:
+        return _unary(b, "ELU", x)
+    out = b.outputs[0]
+    scaled, elu_ = b.temp(out.phys_shape, hint="scaled"), b.temp(out.phys_shape, hint="elu")
+    b.emit("MUL", [b.t(x), _scalar(b, 1.0 / alpha, "inv_alpha")], [scaled])
+    b.emit("ELU", [scaled], [elu_])
+    b.emit("MUL", [elu_, _scalar(b, alpha, "alpha")], [b.out(out)])
+
+
+@lowering("ThresholdedRelu", since=10, emits=("GREATER", "SELECT_V2"), layout="any")
+def thresholded_relu(b, x, *, alpha=1.0):
+    """x where x > alpha, else 0."""
+    out = b.outputs[0]
+    above = b.temp(out.phys_shape, np.bool_, hint="above")
+    b.emit("GREATER", [b.t(x), _scalar(b, alpha, "alpha")], [above])
+    b.emit("SELECT_V2", [above, b.t(x), _scalar(b, 0.0, "zero")], [b.out(out)])
+
+
+@lowering("Softsign", since=1, emits=("ABS", "ADD", "DIV"), layout="any")
+def softsign(b, x):
+    """x / (1 + |x|)."""
+    out = b.outputs[0]
+    magnitude, denom = b.temp(out.phys_shape, hint="abs"), b.temp(out.phys_shape, hint="denom")
+    b.emit("ABS", [b.t(x)], [magnitude])
+    b.emit("ADD", [magnitude, _scalar(b, 1.0, "one")], [denom])
+    b.emit("DIV", [b.t(x), denom], [b.out(out)])
+
+
+@lowering("Shrink", since=9, emits=("LESS", "GREATER", "ADD", "SUB", "SELECT_V2"), layout="any")
+def shrink(b, x, *, bias=0.0, lambd=0.5):
+    """x + bias where x < -lambd, x - bias where x > lambd, else 0."""
+    out = b.outputs[0]
+    t = {h: b.temp(out.phys_shape, np.bool_ if h in ("below", "above") else np.float32, hint=h)
+         for h in ("below", "above", "raised", "lowered", "upper")}
+    b.emit("LESS", [b.t(x), _scalar(b, -lambd, "minus_lambd")], [t["below"]])
+    b.emit("GREATER", [b.t(x), _scalar(b, lambd, "lambd")], [t["above"]])
+    b.emit("ADD", [b.t(x), _scalar(b, bias, "bias")], [t["raised"]])
+    b.emit("SUB", [b.t(x), _scalar(b, bias, "bias")], [t["lowered"]])
+    b.emit("SELECT_V2", [t["above"], t["lowered"], _scalar(b, 0.0, "zero")], [t["upper"]])
+    b.emit("SELECT_V2", [t["below"], t["raised"], t["upper"]], [b.out(out)])
+
+
+@lowering("Swish", since=24, emits=("LOGISTIC", "MUL"), layout="any")
+def swish(b, x, *, alpha=1.0):
+    """x · sigmoid(alpha · x)."""
+    out = b.outputs[0]
+    src = b.t(x)
+    if alpha != 1.0:
+        src = b.temp(out.phys_shape, hint="scaled")
+        b.emit("MUL", [b.t(x), _scalar(b, alpha, "alpha")], [src])
+    gate = b.temp(out.phys_shape, hint="gate")
+    b.emit("LOGISTIC", [src], [gate])
+    b.emit("MUL", [b.t(x), gate], [b.out(out)])
