@@ -118,6 +118,8 @@ def time_session(session, feeds, *, runs: int | None = None, min_time: float | N
 # ---------------------------------------------------------------- bench(): each model in its own process
 
 PROGRESS_TAG = "EDGEKIT-PROGRESS "
+#: what every throughput figure is computed from: the sustained rate over the timed runs, not the typical run
+THROUGHPUT_FROM = "mean latency (1000 / mean_ms)"
 KILL_GRACE_S = 10.0  # a worker still running this long after --time-limit is killed
 
 
@@ -443,7 +445,7 @@ def _run_job(job: BenchJob, notify) -> dict:
                 "batch": batch, "load_ms": load_ms, "first_ms": stats.first_ms,
                 "latency": stats.as_dict(samples=job.samples),
                 "throughput": {"inferences_per_s": stats.inferences_per_s,
-                               "samples_per_s": stats.inferences_per_s * batch},
+                               "samples_per_s": stats.inferences_per_s * batch, "from": THROUGHPUT_FROM},
                 "memory": memory, "notes": notes,
             }
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which re-raises it

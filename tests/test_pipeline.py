@@ -157,3 +157,71 @@ def test_cli_zoo_default_and_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "pipeline", "zoo:mlp", "-o", str(tmp_path / "o"),
                            "--variants", "onnx-fp32", "--fail-below", "1.5"], capture_output=True, text=True)
     assert proc.returncode == 6 and "below --fail-below" in proc.stderr
+
+
+def _close_variants_report() -> dict:
+    """Eight variants within 0.02 ms and 1e-5 accuracy of each other: the case that made labels a smudge."""
+    rows = []
+    for i, name in enumerate(VARIANTS):
+        p50 = 0.0650 + 0.0025 * i
+        rows.append({"variant": name, "format": name.split("-")[0], "runtime": "onnxruntime", "provider": "cpu",
+                     "threads": 2, "precision": name.split("-")[-1], "size_mb": 0.4 - 0.03 * i, "p50_ms": p50,
+                     "p90_ms": p50 * 1.2, "mean_ms": p50 * 1.7, "throughput": 1000 / (p50 * 1.7), "speedup": 1.0,
+                     "status": "ok", "reason": None,
+                     "accuracy": {"metric": "accuracy", "value": 0.99999 + 1e-6 * (i % 3), "delta": 0.0}})
+    assert len(rows) == 8
+    return {"config": {"spec": "zoo:lenet"}, "rows": rows, "best": rows[2]["variant"], "best_reason": "fastest",
+            "evaluation": "synthetic", "environment": {"cpu": {"model": "test"}}, "elapsed_s": 1.0}
+
+
+def test_scatter_of_eight_close_variants_is_legible():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgekit.pipeline.report import latency_vs_accuracy
+    report = _close_variants_report()
+    fig = latency_vs_accuracy(report, plt)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert [t.split(" (")[0] for t in texts] == [r["variant"] for r in report["rows"]]
+    assert sum("recommended" in t for t in texts) == 1
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in legend.get_texts()]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])  # every label readable
+    for axis in (ax.xaxis, ax.yaxis):
+        assert axis.get_offset_text().get_text() == ""  # no "1e-5 + 9.999e-1"
+        labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels  # enough decimals to tell ticks apart
+        for label in labels:
+            float(label.replace("\u2212", "-"))  # plain numbers, no 'e' notation
+            assert "e" not in label
+    plt.close(fig)
+
+
+def test_every_throughput_figure_says_it_is_from_the_mean(tmp_path):
+    from edgekit.pipeline.report import COLUMNS, FIGURES_NOTE, write_reports
+    report = _close_variants_report()
+    write_reports(report, tmp_path)
+    assert dict(COLUMNS)["throughput"] == "inf/s (1000 / mean)" and "mean (ms)" in dict(COLUMNS).values()
+    md = (tmp_path / "report.md").read_text()
+    assert "| inf/s (1000 / mean) |" in md and FIGURES_NOTE in md
+    row = next(line for line in md.splitlines() if line.startswith("| onnx-fp32 |"))
+    p50, mean, rate = (float(row.split(" | ")[i]) for i in (5, 7, 8))
+    assert mean > p50 and rate == pytest.approx(1000 / mean, rel=0.01)  # the rate matches the mean beside it
+
+
+def test_report_of_eight_close_variants_renders_in_headless_chromium(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not browser:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    from edgekit.pipeline.report import write_reports
+    write_reports(_close_variants_report(), tmp_path)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "screenshot.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1400,1200",
+                    (tmp_path / "report.html").resolve().as_uri()], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000

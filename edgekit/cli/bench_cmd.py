@@ -189,8 +189,8 @@ def render(report: dict) -> None:
         ("p99 ms", lambda m: _fmt_ms(m["latency"]["p99_ms"])),
         ("mean ± std ms", lambda m: f"{_fmt_ms(m['latency']['mean_ms'])} ± {_fmt_ms(m['latency']['std_ms'])}"),
         ("timed runs", lambda m: str(m["latency"]["runs"]) + (" (stopped)" if m["latency"]["stopped_early"] else "")),
-        ("inferences/s", lambda m: _fmt_rate(m["throughput"]["inferences_per_s"])),
-        ("samples/s", lambda m: _fmt_rate(m["throughput"]["samples_per_s"])),
+        ("inferences/s (1/mean)", lambda m: _fmt_rate(m["throughput"]["inferences_per_s"])),
+        ("samples/s (1/mean)", lambda m: _fmt_rate(m["throughput"]["samples_per_s"])),
         ("peak memory Δ", lambda m: f"{m['memory']['peak_rss_delta_mb']:.1f} MB"),
     ]
     if len(models) > 1:

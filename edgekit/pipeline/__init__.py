@@ -240,7 +240,7 @@ class _Run:
                         continue
                     lat = result["latency"]
                     v.bench.append({"provider": result["provider"], "runtime": result["runtime"], "threads": threads,
-                                    "p50_ms": lat["p50_ms"], "p90_ms": lat["p90_ms"],
+                                    "p50_ms": lat["p50_ms"], "p90_ms": lat["p90_ms"], "mean_ms": lat["mean_ms"],
                                     "throughput": result["throughput"]["inferences_per_s"],
                                     "peak_memory": result.get("memory"), "environment": report["environment"]})
                 self.notify(step, "done")
@@ -261,12 +261,13 @@ class _Run:
                     "accuracy": v.accuracy, "details": v.details}
             if not v.bench:
                 rows.append(base | {"runtime": RUNTIME_OF[fmt], "provider": None, "threads": None,
-                                    "p50_ms": None, "p90_ms": None, "throughput": None, "speedup": None})
+                                    "p50_ms": None, "p90_ms": None, "mean_ms": None, "throughput": None,
+                                    "speedup": None})
             for b in v.bench:
                 ref = float_p50.get((b.get("provider"), b["threads"]))
                 rows.append(base | {"runtime": b.get("runtime", RUNTIME_OF[fmt]), "provider": b.get("provider"),
                                     "threads": b["threads"], "p50_ms": b.get("p50_ms"), "p90_ms": b.get("p90_ms"),
-                                    "throughput": b.get("throughput"),
+                                    "mean_ms": b.get("mean_ms"), "throughput": b.get("throughput"),
                                     "speedup": ref / b["p50_ms"] if ref and b.get("p50_ms") else None,
                                     "bench_error": b.get("error")})
         return {"edgekit_pipeline": 1, "config": self.config.as_dict(), "export": self.export_info,
