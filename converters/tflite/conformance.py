@@ -195,6 +195,9 @@ def run_all(cases: list | None = None, forms=FORMS, timeout: float = 60.0, jobs:
             pid = os.fork()
             if pid == 0:  # child: run one case, write its JSON, leave without cleanup handlers
                 os.close(read_fd)
+                quiet = os.open(os.devnull, os.O_WRONLY)  # LiteRT's INFO lines; failures travel in the result
+                os.dup2(quiet, 1)
+                os.dup2(quiet, 2)
                 code = 0
                 try:
                     row = run_case(case, form)
