@@ -1,5 +1,10 @@
-"""Reductions in whatever layout the input has: ReduceMean, ReduceSum, ReduceMax (axes as attribute
-in older opsets, as an input from opset 13 (Sum) / 18 (Mean, Max)); CumSum over run-time data."""
+"""Reductions in whatever layout the input has: the Reduce* family (axes as attribute in older opsets, as an input
+from opset 13 (ReduceSum) / 18 (the rest)) as one builtin or a short composition; CumSum over run-time data.
+
+A reduction is an elementwise step, a reducing builtin and an elementwise step (ReduceL2 = SQRT(SUM(x*x))).
+With `noop_with_empty_axes=1` and no axes, ONNX (reference and Runtime alike) skips only the reducing builtin:
+ReduceL1 is then ABS(x), ReduceSumSquare x*x, ReduceLogSum LOG(x).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +13,10 @@ from edgekit.converters.tflite.ir import normalize_perm
 from edgekit.converters.tflite.lowerings._common import const_of, norm_axes
 from edgekit.converters.tflite.registry import lowering
 from edgekit.converters.tflite.tfl import physical
+
+#: kernels of MEAN / SUM / REDUCE_PROD / REDUCE_MAX / REDUCE_MIN take these natively (int8: quantized)
+REDUCE_DTYPES = ("float32", "int8", "int32")
+FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def _axes_of(node, graph, rank):
@@ -35,29 +44,130 @@ def reduced_perm(node, perm, graph):
     return normalize_perm([remap[a] for a in kept])
 
 
-def _reduce(b, code, x, axes, keepdims, noop_with_empty_axes=0):
-    y = b.outputs[0]
+def _physical_axes(x, axes, noop_with_empty_axes):
+    """The memory axes to reduce, or None when the reduction is skipped (empty axes with noop_with_empty_axes)."""
     if axes is None or len(axes) == 0:
         if noop_with_empty_axes:
-            return b.alias(y, b.t(x))
+            return None
         axes = range(x.rank)
-    phys_axes = sorted(physical(a, x) for a in norm_axes(axes, x.rank))
-    b.emit(code, [b.t(x), b.ints(phys_axes, "axes")], [b.out(y)], keepDims=bool(keepdims))
+    return sorted(physical(a, x) for a in norm_axes(np.asarray(axes).reshape(-1), x.rank))
 
 
-def _register(op, code, input_since):
-    @lowering(op, since=1, emits=(code,), layout="any", out_perm=reduced_perm, dtypes=("float32", "int8"))
+class _Steps:
+    """Emit a chain of ops from `x` to the node's output: each step writes a temporary, the last one the output."""
+
+    def __init__(self, b, x):
+        self.b, self.y, self.src, self.shape = b, b.outputs[0], b.t(x), list(x.phys_shape)
+        self.pending = None
+
+    def __call__(self, code, *operands, shape=None, **options):
+        self._flush()
+        self.pending = (code, operands, self.shape if shape is None else list(shape), options)
+        return self
+
+    def _flush(self, last=False):
+        if self.pending is None:
+            return
+        code, operands, shape, options = self.pending
+        dest = self.b.out(self.y) if last else self.b.temp(shape, self.y.dtype, hint=code.lower())
+        self.b.emit(code, [self.src, *operands], [dest], **options)
+        self.src, self.shape, self.pending = dest, shape, None
+
+    def reduce(self, code, axes, keepdims):
+        shape = [1 if i in axes else d for i, d in enumerate(self.shape)]
+        if not keepdims:
+            shape = [d for i, d in enumerate(shape) if i not in axes]
+        return self(code, self.b.ints(axes, "axes"), shape=shape, keepDims=bool(keepdims))
+
+    def square(self):
+        self._flush()
+        return self("MUL", self.src)  # the pending MUL reads the current tensor twice
+
+    def tensor(self) -> str:
+        """The chain so far as a temporary, to be read by another chain."""
+        self._flush()
+        return self.src
+
+    def done(self):
+        if self.pending is None:
+            return self.b.alias(self.y, self.src)
+        self._flush(last=True)
+
+
+def _builtin(code, bool_code=None):
+    def reduce(b, x, axes, keepdims):
+        steps = _Steps(b, x)
+        if axes is not None:
+            steps.reduce(bool_code if x.dtype == np.bool_ else code, axes, keepdims)
+        steps.done()
+    return reduce
+
+
+def _l1(b, x, axes, keepdims):
+    steps = _Steps(b, x)("ABS")
+    if axes is not None:
+        steps.reduce("SUM", axes, keepdims)
+    steps.done()
+
+
+def _sum_square(b, x, axes, keepdims):
+    steps = _Steps(b, x).square()
+    if axes is not None:
+        steps.reduce("SUM", axes, keepdims)
+    steps.done()
+
+
+def _l2(b, x, axes, keepdims):
+    if axes is None:  # sqrt(x * x) without the overflow of x * x
+        return _Steps(b, x)("ABS").done()
+    _Steps(b, x).square().reduce("SUM", axes, keepdims)("SQRT").done()
+
+
+def _log_sum(b, x, axes, keepdims):
+    steps = _Steps(b, x)
+    if axes is not None:
+        steps.reduce("SUM", axes, keepdims)
+    steps("LOG").done()
+
+
+def _log_sum_exp(b, x, axes, keepdims):
+    """m + LOG(SUM(EXP(x - m))) with m the maximum clamped to finite values: exp never overflows, and an all -inf
+    (or empty) slice gives -inf, a +inf entry +inf, as ONNX's reference does."""
+    if axes is None:  # log(exp(x)) is x
+        return _Steps(b, x).done()
+    m = (_Steps(b, x).reduce("REDUCE_MAX", axes, True)
+         ("MAXIMUM", b.const(np.full([1] * x.rank, -FLT_MAX, np.float32), hint="lowest"))
+         ("MINIMUM", b.const(np.full([1] * x.rank, FLT_MAX, np.float32), hint="highest")).tensor())
+    steps = _Steps(b, x)("SUB", m)("EXP").reduce("SUM", axes, True)("LOG")("ADD", m)
+    if not keepdims:
+        steps("SQUEEZE", shape=[d for i, d in enumerate(steps.shape) if i not in axes], squeezeDims=list(axes))
+    steps.done()
+
+
+def _register(op, reduce, emits, input_since, dtypes=("float32",)):
+    @lowering(op, since=1, emits=emits, layout="any", out_perm=reduced_perm, dtypes=dtypes)
     def with_attribute(b, x, *, axes=None, keepdims=1):
-        _reduce(b, code, x, axes, keepdims)
+        reduce(b, x, _physical_axes(x, axes, 0), keepdims)
 
-    @lowering(op, since=input_since, emits=(code,), layout="any", out_perm=reduced_perm, dtypes=("float32", "int8"))
+    @lowering(op, since=input_since, emits=emits, layout="any", out_perm=reduced_perm, dtypes=dtypes)
     def with_input(b, x, axes=None, *, keepdims=1, noop_with_empty_axes=0):
-        _reduce(b, code, x, const_of(axes, "axes"), keepdims, noop_with_empty_axes)
+        reduce(b, x, _physical_axes(x, const_of(axes, "axes"), noop_with_empty_axes), keepdims)
 
 
-_register("ReduceMean", "MEAN", 18)
-_register("ReduceSum", "SUM", 13)
-_register("ReduceMax", "REDUCE_MAX", 18)
+_register("ReduceMean", _builtin("MEAN"), ("MEAN",), 18, REDUCE_DTYPES)
+_register("ReduceSum", _builtin("SUM"), ("SUM",), 13, REDUCE_DTYPES)
+# over booleans (opset 20) the maximum is "any", the minimum "all"
+_register("ReduceMax", _builtin("REDUCE_MAX", "REDUCE_ANY"), ("REDUCE_MAX", "REDUCE_ANY"), 18,
+          REDUCE_DTYPES + ("bool",))
+_register("ReduceMin", _builtin("REDUCE_MIN", "REDUCE_ALL"), ("REDUCE_MIN", "REDUCE_ALL"), 18,
+          REDUCE_DTYPES + ("bool",))
+_register("ReduceProd", _builtin("REDUCE_PROD"), ("REDUCE_PROD",), 18, REDUCE_DTYPES)
+_register("ReduceL1", _l1, ("ABS", "SUM"), 18)
+_register("ReduceL2", _l2, ("MUL", "SUM", "SQRT", "ABS"), 18)
+_register("ReduceSumSquare", _sum_square, ("MUL", "SUM"), 18)
+_register("ReduceLogSum", _log_sum, ("SUM", "LOG"), 18)
+_register("ReduceLogSumExp", _log_sum_exp,
+          ("REDUCE_MAX", "MAXIMUM", "MINIMUM", "SUB", "EXP", "SUM", "LOG", "ADD", "SQUEEZE"), 18)
 
 
 @lowering("CumSum", since=11, emits=("CUMSUM",))

@@ -1,0 +1,70 @@
+"""Reductions, arg-max/min and normalisations: compile, run, compare with ONNX Runtime; and what they refuse."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _differential import as_model, assert_converts, model_text
+from test_ops import Row, f32, i64
+from edgekit.converters.tflite import compile_onnx
+from edgekit.errors import UnsupportedModelError
+
+X3 = "float[2,3,4] x"
+CONV = {"w": f32(4, 3, 1, 1)}  # a 1x1 conv in front puts the reduced value in NHWC
+ROWS = [
+    # --- builtin reductions, axes as attribute (opset 13) and as input (opset 18)
+    Row("ReduceMin", 13, "y = ReduceMin <axes=[1], keepdims=0> (x)", X3, ops={"REDUCE_MIN"}),
+    Row("ReduceMin", 18, "y = ReduceMin <keepdims=1> (x, a)", X3, ops={"REDUCE_MIN"}, inits={"a": i64(-1, 0)},
+        id="axes_input"),
+    Row("ReduceMin", 20, "y = ReduceMin <keepdims=0> (x, a)", "bool[2,3,4] x", ops={"REDUCE_ALL"},
+        inits={"a": i64(1)}, outputs="bool y", id="bool_is_all"),
+    Row("ReduceMax", 20, "y = ReduceMax <keepdims=1> (x, a)", "bool[2,3,4] x", ops={"REDUCE_ANY"},
+        inits={"a": i64(2)}, outputs="bool y", id="bool_is_any"),
+    Row("ReduceMax", 18, "y = ReduceMax (x)", "int32[2,3,4] x", ops={"REDUCE_MAX"}, outputs="int32 y",
+        id="int32_all_axes"),
+    Row("ReduceProd", 13, "y = ReduceProd <axes=[2]> (x)", X3, ops={"REDUCE_PROD"}),
+    Row("ReduceProd", 18, "y = ReduceProd <keepdims=0> (x, a)", "int32[2,3,4] x", ops={"REDUCE_PROD"},
+        inits={"a": i64(0, 2)}, outputs="int32 y", id="int32"),
+    Row("ReduceSum", 13, "r = Relu(x)\ny = ReduceSum <noop_with_empty_axes=1> (r, a)", X3, ops={"RELU": 1},
+        inits={"a": np.zeros(0, np.int64)}, outputs="float[2,3,4] y", id="noop_is_identity"),
+    Row("ReduceMean", 18, "y = ReduceMean <keepdims=0> (x)", X3, ops={"MEAN"}, id="no_axes_is_all"),
+    # --- compositions
+    Row("ReduceL1", 13, "y = ReduceL1 <axes=[1]> (x)", X3, ops={"ABS": 1, "SUM": 1}),
+    Row("ReduceL1", 18, "y = ReduceL1 <noop_with_empty_axes=1> (x)", X3, ops={"ABS": 1}, id="noop_is_abs"),
+    Row("ReduceL2", 13, "y = ReduceL2 <axes=[0,2], keepdims=0> (x)", X3, ops={"MUL": 1, "SUM": 1, "SQRT": 1}),
+    Row("ReduceL2", 18, "c = Conv(x, w)\ny = ReduceL2 <keepdims=0> (c, a)", ops={"CONV_2D", "TRANSPOSE", "MUL",
+        "SUM", "SQRT"}, inits={**CONV, "a": i64(1)}, id="nhwc_channels"),
+    Row("ReduceSumSquare", 13, "y = ReduceSumSquare <axes=[-1]> (x)", X3, ops={"MUL": 1, "SUM": 1}),
+    Row("ReduceSumSquare", 18, "y = ReduceSumSquare <keepdims=0> (x, a)", X3, ops={"MUL": 1, "SUM": 1},
+        inits={"a": i64(1)}, id="axes_input"),
+    Row("ReduceLogSum", 13, "e = Exp(x)\ny = ReduceLogSum <axes=[1]> (e)", X3, ops={"EXP", "SUM", "LOG"}),
+    Row("ReduceLogSum", 18, "e = Exp(x)\ny = ReduceLogSum <keepdims=0> (e, a)", X3, ops={"EXP", "SUM", "LOG"},
+        inits={"a": i64(-1)}, id="axes_input"),
+    Row("ReduceLogSumExp", 13, "y = ReduceLogSumExp <axes=[1]> (x)", "float[2,3,4] x",
+        ops={"REDUCE_MAX", "MAXIMUM", "MINIMUM", "SUB", "EXP", "SUM", "LOG", "ADD"}),
+    Row("ReduceLogSumExp", 18, "c = Conv(x, w)\ny = ReduceLogSumExp <keepdims=0> (c, a)",
+        ops={"CONV_2D", "TRANSPOSE", "REDUCE_MAX", "MAXIMUM", "MINIMUM", "SUB", "EXP", "SUM", "LOG", "ADD",
+             "SQUEEZE"}, inits={**CONV, "a": i64(1, 3)}, id="nhwc_squeezed"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
+def test_op(row):
+    assert_converts(row.text(), expect_ops=row.ops, nhwc_io=row.nhwc_io)
+
+
+def test_log_sum_exp_does_not_overflow():
+    """exp(100) overflows float32; the max-shift keeps the result finite and exact."""
+    text = model_text("y = ReduceLogSumExp <axes=[1]> (x)", X3, "float y", 13)
+    assert_converts(text, {"x": f32(2, 3, 4) * 10 + 100})
+
+
+def refusal(body, inputs=X3, opset=18, outputs="float y", **inits) -> str:
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_onnx(as_model(model_text(body, inputs, outputs, opset, **inits)))
+    return str(info.value)
+
+
+def test_run_time_axes_are_refused():
+    assert "axes input 'a' is computed at run time" in refusal("y = ReduceL1 (x, a)", X3 + ", int64[1] a",
+                                                                   outputs="float[1,1,1] y")
