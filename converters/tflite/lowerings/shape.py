@@ -11,6 +11,8 @@ from edgekit.converters.tflite.tfl import dims_for_reshape, physical
 
 
 def _reshape_to_output(b, x):
+    """RESHAPE to the output's inferred shape. A shape or axes input computed at run time is then never read: the
+    checks already refused outputs whose non-batch dims are not static, so the target is known."""
     y = b.outputs[0]
     b.emit("RESHAPE", [b.t(x), b.ints(dims_for_reshape(y.shape))], [b.out(y)])
 
@@ -26,7 +28,6 @@ def flatten(b, x, *, axis=1):
 
 @lowering("Reshape", since=5, emits=("RESHAPE",), dtypes=MOVES)
 def reshape(b, x, shape, *, allowzero=0):
-    const_of(shape, "shape")
     _reshape_to_output(b, x)
 
 
@@ -37,7 +38,6 @@ def squeeze_1(b, x, *, axes=None):
 
 @lowering("Squeeze", since=13, emits=("RESHAPE",), dtypes=MOVES)
 def squeeze_13(b, x, axes=None):
-    const_of(axes, "axes")
     _reshape_to_output(b, x)
 
 
@@ -48,7 +48,6 @@ def unsqueeze_1(b, x, *, axes=None):
 
 @lowering("Unsqueeze", since=13, emits=("RESHAPE",), dtypes=MOVES)
 def unsqueeze_13(b, x, axes):
-    const_of(axes, "axes")
     _reshape_to_output(b, x)
 
 
@@ -138,6 +137,9 @@ def _slice(b, x, starts, ends, axes, steps):
         if dim < 0:
             raise Unsupported("slicing the dynamic batch dimension")
         lo, hi, step = slice(int(s), int(e), int(st)).indices(dim)
+        if len(range(lo, hi, step)) == 0:
+            raise Unsupported(f"the slice of axis {a} is empty (starts={int(s)}, ends={int(e)}, steps={int(st)} on "
+                              f"size {dim}); TFLite tensors cannot have a zero-size dimension")
         begin[p], end[p], stride[p] = lo, hi, step
         if step < 0 and hi < 0:
             end_mask |= 1 << p
@@ -203,6 +205,8 @@ def _pad(b, x, pads, value, mode, axes=None):
     y = b.outputs[0]
     pads = [int(p) for p in pads]
     axes = list(range(x.rank)) if axes is None else [int(a) % x.rank for a in axes]
+    if mode in ("edge", "wrap"):
+        return _pad_by_gathering(b, x, {a: (pads[i], pads[i + len(axes)]) for i, a in enumerate(axes)}, mode)
     if any(p < 0 for p in pads):
         raise Unsupported("negative pads (cropping)", hint="Use Slice for cropping.")
     table = np.zeros([x.rank, 2], np.int32)
@@ -216,28 +220,52 @@ def _pad(b, x, pads, value, mode, axes=None):
             from edgekit.converters.tflite.quantization import quantize
             pad_value = b.const(quantize(np.asarray(value, np.float32), y.quant), hint="value", quant=y.quant)
             return b.emit("PADV2", [b.t(x), paddings, pad_value], [b.out(y)])
-        return b.emit("PADV2", [b.t(x), paddings, b.const(np.asarray(value, np.float32), hint="value")], [b.out(y)])
+        return b.emit("PADV2", [b.t(x), paddings, b.const(np.asarray(value, x.dtype), hint="value")], [b.out(y)])
     if mode == "reflect":
         return b.emit("MIRROR_PAD", [b.t(x), paddings], [b.out(y)], mode=0)
-    raise Unsupported(f"mode={mode!r}; TFLite pads with a constant or by reflection",
-                      hint="Use mode 'constant' or 'reflect'.")
+    raise Unsupported(f"mode={mode!r} is not an ONNX pad mode")
 
 
-PAD_EMITS = ("PAD", "PADV2", "MIRROR_PAD")
+def _pad_by_gathering(b, x, pads: dict, mode: str):
+    """edge and wrap have no TFLite builtin: each padded axis gathers its source rows, clamped (edge) or modulo
+    the size (wrap); negative pads crop the same way."""
+    y = b.outputs[0]
+    src, shape = b.t(x), list(x.phys_shape)
+    padded = [(a, lo, hi) for a, (lo, hi) in sorted(pads.items()) if lo or hi]
+    if not padded:
+        return b.alias(y, src)
+    for i, (a, lo, hi) in enumerate(padded):
+        n = int(x.shape[a])
+        if n <= 0:
+            raise Unsupported(f"mode={mode!r} padding along a dimension of size {n}")
+        rows = np.arange(-lo, n + hi)
+        if rows.size <= 0:
+            raise Unsupported("the pads crop the input to nothing; TFLite tensors cannot be empty")
+        rows = np.clip(rows, 0, n - 1) if mode == "edge" else rows % n
+        p = physical(a, x)
+        shape[p] = rows.size
+        out = b.out(y) if i == len(padded) - 1 else b.like(x, list(shape), hint="padded")
+        b.emit("GATHER", [src, b.ints(rows, "rows")], [out], axis=p)
+        src = out
 
 
-@lowering("Pad", since=2, emits=PAD_EMITS, layout="any", dtypes=MOVES)
+PAD_EMITS = ("PAD", "PADV2", "MIRROR_PAD", "GATHER")
+#: PAD, MIRROR_PAD and GATHER move int32 as they move float
+PAD_DTYPES = MOVES + ("int32",)
+
+
+@lowering("Pad", since=2, emits=PAD_EMITS, layout="any", dtypes=PAD_DTYPES)
 def pad_2(b, x, *, mode="constant", pads=None, value=0.0):
     _pad(b, x, pads, float(value), mode)
 
 
-@lowering("Pad", since=11, emits=PAD_EMITS, layout="any", dtypes=MOVES)
+@lowering("Pad", since=11, emits=PAD_EMITS, layout="any", dtypes=PAD_DTYPES)
 def pad_11(b, x, pads, constant_value=None, *, mode="constant"):
     value = const_of(constant_value, "constant_value")
     _pad(b, x, const_of(pads, "pads"), None if value is None else float(np.asarray(value).reshape(-1)[0]), mode)
 
 
-@lowering("Pad", since=18, emits=PAD_EMITS, layout="any", dtypes=MOVES)
+@lowering("Pad", since=18, emits=PAD_EMITS, layout="any", dtypes=PAD_DTYPES)
 def pad_18(b, x, pads, constant_value=None, axes=None, *, mode="constant"):
     value = const_of(constant_value, "constant_value")
     _pad(b, x, const_of(pads, "pads"), None if value is None else float(np.asarray(value).reshape(-1)[0]), mode,
