@@ -14,8 +14,9 @@ from edgekit.converters.tflite.lowerings._common import const_of, norm_axes
 from edgekit.converters.tflite.registry import lowering
 from edgekit.converters.tflite.tfl import physical
 
-#: kernels of MEAN / SUM / REDUCE_PROD / REDUCE_MAX / REDUCE_MIN take these natively (int8: quantized)
-REDUCE_DTYPES = ("float32", "int8", "int32")
+#: what the kernels of SUM / REDUCE_MAX / REDUCE_MIN take (int8: quantized; other integers are widened by the
+#: integer-dtypes pass); MEAN and REDUCE_PROD keep to float (and int32 products)
+REDUCE_DTYPES = ("float32", "int8", "int32", "int64")
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
@@ -154,14 +155,14 @@ def _register(op, reduce, emits, input_since, dtypes=("float32",)):
         reduce(b, x, _physical_axes(x, const_of(axes, "axes"), noop_with_empty_axes), keepdims)
 
 
-_register("ReduceMean", _builtin("MEAN"), ("MEAN",), 18, REDUCE_DTYPES)
+_register("ReduceMean", _builtin("MEAN"), ("MEAN",), 18, ("float32", "int8"))
 _register("ReduceSum", _builtin("SUM"), ("SUM",), 13, REDUCE_DTYPES)
 # over booleans (opset 20) the maximum is "any", the minimum "all"
 _register("ReduceMax", _builtin("REDUCE_MAX", "REDUCE_ANY"), ("REDUCE_MAX", "REDUCE_ANY"), 18,
           REDUCE_DTYPES + ("bool",))
 _register("ReduceMin", _builtin("REDUCE_MIN", "REDUCE_ALL"), ("REDUCE_MIN", "REDUCE_ALL"), 18,
           REDUCE_DTYPES + ("bool",))
-_register("ReduceProd", _builtin("REDUCE_PROD"), ("REDUCE_PROD",), 18, REDUCE_DTYPES)
+_register("ReduceProd", _builtin("REDUCE_PROD"), ("REDUCE_PROD",), 18, ("float32", "int32"))
 _register("ReduceL1", _l1, ("ABS", "SUM"), 18)
 _register("ReduceL2", _l2, ("MUL", "SUM", "SQRT", "ABS"), 18)
 _register("ReduceSumSquare", _sum_square, ("MUL", "SUM"), 18)

@@ -22,6 +22,8 @@ ROWS = [
         inits={"a": i64(2)}, outputs="bool y", id="bool_is_any"),
     Row("ReduceMax", 18, "y = ReduceMax (x)", "int32[2,3,4] x", ops={"REDUCE_MAX"}, outputs="int32 y",
         id="int32_all_axes"),
+    Row("ReduceMin", 18, "y = ReduceMin <keepdims=0> (x, a)", "uint8[2,3,4] x", ops={"CAST": 2, "REDUCE_MIN": 1},
+        inits={"a": i64(1)}, outputs="uint8 y", id="uint8_widened"),
     Row("ReduceProd", 13, "y = ReduceProd <axes=[2]> (x)", X3, ops={"REDUCE_PROD"}),
     Row("ReduceProd", 18, "y = ReduceProd <keepdims=0> (x, a)", "int32[2,3,4] x", ops={"REDUCE_PROD"},
         inits={"a": i64(0, 2)}, outputs="int32 y", id="int32"),
