@@ -265,6 +265,7 @@ def _error_dict(exc: BaseException) -> dict:
 def _run_isolated(job: BenchJob, notify) -> dict:
     """Run one job in `python -m edgekit.bench JOBFILE`, relaying its progress lines; kill it if it overruns."""
     import json
+    import os
     import queue
     import subprocess
     import sys
@@ -276,8 +277,10 @@ def _run_isolated(job: BenchJob, notify) -> dict:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_file.write_text(json.dumps(asdict(job)))
+        # its own session (process group), so that stopping it stops anything it started too
         proc = subprocess.Popen([sys.executable, "-m", "edgekit.bench", str(job_file), str(result_file)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                start_new_session=os.name == "posix")
         lines: queue.Queue = queue.Queue()
         stderr_tail: list[str] = []
 
@@ -288,25 +291,11 @@ def _run_isolated(job: BenchJob, notify) -> dict:
         err_thread = threading.Thread(target=pump, args=(proc.stderr, lambda l: stderr_tail.append(l)), daemon=True)
         err_thread.start()
         start = time.monotonic()
-        killed = False
-        while True:
-            try:
-                line = lines.get(timeout=0.1)
-            except queue.Empty:
-                line = None
-            if line and line.startswith(PROGRESS_TAG):
-                try:
-                    notify(json.loads(line[len(PROGRESS_TAG):]))
-                except ValueError:
-                    pass
-            elapsed = time.monotonic() - start
-            if line is None:
-                if proc.poll() is not None and lines.empty():
-                    break
-                notify({"phase": "tick", "elapsed_s": elapsed})
-            if job.time_limit and elapsed > job.time_limit + KILL_GRACE_S and proc.poll() is None:
-                proc.kill()
-                killed = True
+        try:
+            killed = _relay_until_done(proc, lines, job, start, notify)
+        finally:  # an interrupt (Ctrl-C) or error here must not leave the worker running in its own session
+            if proc.poll() is None:
+                _kill_worker(proc)
         proc.wait()
         err_thread.join(timeout=2)
         if killed:
@@ -321,6 +310,45 @@ def _run_isolated(job: BenchJob, notify) -> dict:
                              "message": f"the benchmark process for '{job.path}' died (exit status "
                                         f"{proc.returncode}) without a result" + (f": {tail}" if tail else "."),
                              "hint": "A crash inside the runtime; try --threads 1, or report it with the model."})
+
+
+def _relay_until_done(proc, lines, job: BenchJob, start: float, notify) -> bool:
+    """Relay the worker's progress lines until it exits; kill it when it overruns --time-limit. True if killed."""
+    import json
+    import queue
+    while True:
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            line = None
+        if line and line.startswith(PROGRESS_TAG):
+            try:
+                notify(json.loads(line[len(PROGRESS_TAG):]))
+            except ValueError:
+                pass
+        elapsed = time.monotonic() - start
+        if line is None:
+            if proc.poll() is not None and lines.empty():
+                break
+            notify({"phase": "tick", "elapsed_s": elapsed})
+        if job.time_limit and elapsed > job.time_limit + KILL_GRACE_S and proc.poll() is None:
+            _kill_worker(proc)
+            return True
+    return False
+
+
+def _kill_worker(proc) -> None:
+    """SIGKILL the worker's whole process group (it leads its own session), or the worker alone elsewhere."""
+    import os
+    import signal
+    if os.name == "posix":
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    else:
+        proc.kill()
+    proc.wait()
 
 
 def _failed(job: BenchJob, error: dict) -> dict:

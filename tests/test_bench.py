@@ -175,3 +175,75 @@ def test_time_limit_in_bench_is_reported(tmp_path, models):
 def test_optimization_level_reaches_the_session(models):
     r = bench([models[0]], runs=2, optimization="disable")
     assert r["models"][0]["options"]["optimization"] == "disable"
+
+
+def _worker_processes() -> dict[int, int]:
+    """pid → session id of every `python -m edgekit.bench` process this test process started (Linux /proc)."""
+    import os
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if b"edgekit.bench" in cmdline and (int(stat[1]) == os.getpid() or int(stat[3]) in found):
+            found[int(entry.name)] = int(stat[3])
+    return found
+
+
+def _in_session(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists() or sys.platform == "win32", reason="needs Linux /proc and SIGSTOP")
+def test_a_worker_that_stops_answering_is_killed_after_the_time_limit(models, monkeypatch):
+    """The worker is frozen with SIGSTOP while it loads the model: it never writes a line or a result again.
+    bench must kill it (and its whole session) once --time-limit plus the grace period has passed."""
+    import os
+    import signal
+
+    import edgekit.bench as bench_module
+    monkeypatch.setattr(bench_module, "KILL_GRACE_S", 1.0)
+    frozen = []
+
+    def progress(event):
+        if event.get("phase") == "load" and not frozen:
+            (pid,) = _worker_processes()
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+    report = bench([models[0]], min_time=60, warmup=0, time_limit=1.0, keep_going=True, progress=progress)
+    (result,) = report["models"]
+    assert frozen, "the worker never reached its load phase"
+    assert result["status"] == "error" and result["error"]["exit_code"] == 6
+    assert "was still running 2 s after starting (--time-limit 1.0 s); it was stopped" in result["error"]["message"]
+    pid = frozen[0]
+    assert not Path(f"/proc/{pid}").exists()  # killed and reaped: not even a zombie
+    assert _in_session(pid) == [] and _worker_processes() == {}  # nothing it started is left either
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists() or sys.platform == "win32", reason="needs Linux /proc and SIGSTOP")
+def test_a_hung_worker_alone_is_a_gate_error(models, monkeypatch):
+    import os
+    import signal
+
+    import edgekit.bench as bench_module
+    from edgekit.errors import GateError
+    monkeypatch.setattr(bench_module, "KILL_GRACE_S", 0.5)
+
+    def freeze_at_load(event):
+        if event.get("phase") == "load":
+            for pid in _worker_processes():
+                os.kill(pid, signal.SIGSTOP)
+    with pytest.raises(GateError, match="it was stopped"):
+        bench([models[1]], min_time=60, warmup=0, time_limit=0.5, progress=freeze_at_load)
+    assert _worker_processes() == {}
