@@ -40,6 +40,11 @@ def reduced_perm(node, perm, graph):
     axes = _axes_of(node, graph, len(perm))
     if axes is None or any(graph.value(n) is not None and not graph.value(n).is_const for n in node.inputs[1:2]):
         return None
+    return perm_without(perm, axes)
+
+
+def perm_without(perm, axes):
+    """The layout left when logical `axes` are dropped from a value laid out as `perm`: the rest keep their order."""
     kept = [a for a in perm if a not in axes]
     remap = {a: i for i, a in enumerate(sorted(kept))}
     return normalize_perm([remap[a] for a in kept])

@@ -49,6 +49,21 @@ ROWS = [
              "SQUEEZE"}, inits={**CONV, "a": i64(1, 3)}, id="nhwc_squeezed"),
 ]
 
+ROWS += [
+    # --- arg-max/min (int64 indices are int32 in the TFLite model), Hardmax
+    Row("ArgMax", 11, "y = ArgMax <axis=1> (x)", X3, ops={"ARG_MAX", "EXPAND_DIMS"}, outputs="int64 y"),
+    Row("ArgMax", 13, "c = Conv(x, w)\ny = ArgMax <axis=1, keepdims=0> (c)", ops={"CONV_2D", "TRANSPOSE", "ARG_MAX"},
+        inits=CONV, outputs="int64 y", id="nhwc_channels"),
+    Row("ArgMax", 13, "r = Round(x)\ny = ArgMax <axis=-1, select_last_index=1> (r)", X3,
+        ops={"ROUND", "REVERSE_V2", "ARG_MAX", "SUB", "EXPAND_DIMS"}, outputs="int64 y", id="select_last_ties"),
+    Row("ArgMin", 11, "y = ArgMin <axis=0, keepdims=0> (x)", X3, ops={"ARG_MIN"}, outputs="int64 y"),
+    Row("ArgMin", 13, "y = ArgMin <axis=2, keepdims=0, select_last_index=1> (x)", "int32[2,3,4] x",
+        ops={"REVERSE_V2", "ARG_MIN", "SUB"}, outputs="int64 y", id="int32_select_last"),
+    Row("Hardmax", 11, "y = Hardmax <axis=1> (x)", X3, ops={"RESHAPE": 2, "ARG_MAX": 1, "ONE_HOT": 1}),
+    Row("Hardmax", 13, "c = Conv(x, w)\ny = Hardmax <axis=1> (c)", ops={"CONV_2D", "TRANSPOSE", "ARG_MAX", "ONE_HOT"},
+        inits=CONV, id="nhwc_channels"),
+]
+
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
 def test_op(row):
