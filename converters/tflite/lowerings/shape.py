@@ -116,12 +116,17 @@ def split_2(b, x, *, axis=0, split=None):
 
 @lowering("Split", since=13, emits=SPLIT_EMITS, layout="any", dtypes=MOVES)
 def split_13(b, x, split=None, *, axis=0):
-    _split(b, x, axis, const_of(split, "split"))
+    _split(b, x, axis, _split_sizes(split))
 
 
 @lowering("Split", since=18, emits=SPLIT_EMITS, layout="any", dtypes=MOVES)
 def split_18(b, x, split=None, *, axis=0, num_outputs=None):
-    _split(b, x, axis, const_of(split, "split"))
+    _split(b, x, axis, _split_sizes(split))
+
+
+def _split_sizes(split):
+    """A constant split input, else None: the sizes are then read from the outputs' inferred (static) shapes."""
+    return split.const if split is not None and split.is_const else None
 
 
 def _slice(b, x, starts, ends, axes, steps):
