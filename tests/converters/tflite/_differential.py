@@ -60,7 +60,10 @@ def assert_converts(onnx_text_or_model, inputs: dict | None = None, expect_ops=N
             interp.resize_tensor_input(details[name]["index"], arr.shape)
     interp.allocate_tensors()
     for name, arr in feeds.items():
-        interp.set_tensor(details[name]["index"], to_layout(arr, compiled.io_layouts.get(name)))
+        value = to_layout(arr, compiled.io_layouts.get(name))
+        want = np.dtype(details[name]["dtype"])  # int64 inputs may compile to int32: the values must fit
+        assert np.array_equal(value.astype(want).astype(value.dtype), value), f"{name}: values do not fit {want}"
+        interp.set_tensor(details[name]["index"], value.astype(want))
     interp.invoke()
     outs = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
     for name, ref_value in expected.items():
