@@ -11,6 +11,8 @@ from edgekit.errors import UnsupportedModelError
 
 #: ops the compiler evaluates at compile time; they survive only when they depend on run-time values
 COMPILE_TIME_ONLY = {"Shape", "Size", "Constant", "ConstantOfShape", "Range", "Expand", "Cast", "Equal", "Where"}
+#: ops whose output size depends on the values of their input: a TFLite tensor's size is fixed when it is allocated
+DATA_DEPENDENT_SIZE = {"NonZero", "Unique", "StringSplit", "RegexFullMatch"}
 
 
 @dataclass
@@ -76,6 +78,10 @@ def _missing(node: Node, opset: int) -> Unsupported:
     if versions:
         return Unsupported(f"opset {opset} is older than the first version supported (opset {versions[0].since})",
                            hint="Re-export the model with a newer opset.")
+    if node.op_type in DATA_DEPENDENT_SIZE:
+        return Unsupported("its output size depends on the input's values, and a TFLite tensor's size is fixed when "
+                           "the model is allocated", hint="Compute it outside the model, or make its input a constant "
+                                                          "so it folds at compile time.")
     if node.op_type in COMPILE_TIME_ONLY:
         return Unsupported("it depends on run-time values, so it cannot be computed at compile time",
                            hint="Make shapes static with --input-shape so it folds to a constant.")
