@@ -12,7 +12,7 @@ from edgekit.errors import UnsupportedModelError
 #: ops the compiler evaluates at compile time; they survive only when they depend on run-time values
 COMPILE_TIME_ONLY = {"Shape", "Size", "Constant", "ConstantOfShape", "Range", "Expand", "Cast", "Equal", "Where"}
 #: ops whose output size depends on the values of their input: a TFLite tensor's size is fixed when it is allocated
-DATA_DEPENDENT_SIZE = {"NonZero", "Unique", "StringSplit", "RegexFullMatch"}
+DATA_DEPENDENT_SIZE = {"NonZero", "Unique"}
 
 
 @dataclass
