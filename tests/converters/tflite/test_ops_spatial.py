@@ -1,0 +1,97 @@
+"""Resize, convolution and pooling in every padding / coordinate form: compile, run, compare with ONNX Runtime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _differential import as_model, assert_converts, model_text
+from edgekit.converters.tflite import compile_onnx
+from edgekit.errors import UnsupportedModelError
+from test_ops import Row, f32, i64
+
+
+def scales(*values):
+    return np.asarray(values, np.float32)
+
+
+def resize(attrs: str, args: str = "x, , s") -> str:
+    return f"y = Resize <{attrs}> ({args})"
+
+
+NHWC_NN = {"TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR"}
+NHWC_BL = {"TRANSPOSE", "RESIZE_BILINEAR"}
+GATHERED = {"TRANSPOSE", "GATHER"}
+MATRIX = {"TRANSPOSE", "RESHAPE", "BATCH_MATMUL"}
+ROWS = [
+    # --- Resize: TFLite builtins where their sampling grid is exactly ONNX's, else the per-axis matrices
+    Row("Resize", 13, resize('mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="floor"'),
+        ops=GATHERED, inits={"s": scales(1, 1, 2, 2)}, id="nearest_half_pixel_floor_gather"),
+    Row("Resize", 13, resize('mode="nearest", coordinate_transformation_mode="half_pixel", '
+                             'nearest_mode="round_prefer_ceil"'), ops=NHWC_NN, inits={"s": scales(1, 1, 3, 1.5)},
+        id="nearest_round_prefer_ceil_builtin"),
+    Row("Resize", 13, resize('mode="nearest", coordinate_transformation_mode="align_corners", nearest_mode="floor"',
+                             "x, , , z"), ops=GATHERED, inits={"z": i64(1, 3, 13, 5)}, id="nearest_align_corners_floor"),
+    Row("Resize", 13, resize('mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="ceil"'),
+        ops=GATHERED, inits={"s": scales(1, 1, 0.5, 0.75)}, id="nearest_downsample_ceil"),
+    Row("Resize", 13, resize('mode="linear", coordinate_transformation_mode="align_corners"'), ops=NHWC_BL,
+        inits={"s": scales(1, 1, 0.5, 0.75)}, id="downsample_linear_align_corners_builtin"),
+    Row("Resize", 13, resize('mode="linear", coordinate_transformation_mode="pytorch_half_pixel"', "x, , , z"),
+        ops={"TRANSPOSE", "RESHAPE", "BATCH_MATMUL", "GATHER"}, inits={"z": i64(1, 3, 5, 1)},
+        id="linear_pytorch_half_pixel_to_one"),
+    Row("Resize", 13, resize('mode="linear", coordinate_transformation_mode="half_pixel"'), ops=MATRIX,
+        inits={"s": scales(1, 1, 1.7, 0.6)}, id="linear_half_pixel_fractional"),
+    Row("Resize", 13, resize('mode="linear", coordinate_transformation_mode="asymmetric"'), ops=NHWC_BL,
+        inits={"s": scales(1, 1, 2, 4)}, id="linear_asymmetric_builtin"),
+    Row("Resize", 13, resize('mode="cubic"'), ops=MATRIX, inits={"s": scales(1, 1, 2, 0.5)}, id="cubic"),
+    Row("Resize", 13, resize('mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1'), ops=MATRIX,
+        inits={"s": scales(1, 1, 1.5, 2)}, id="cubic_exclude_outside"),
+    Row("Resize", 13, resize('mode="linear", coordinate_transformation_mode="tf_crop_and_resize", '
+                             'extrapolation_value=2.5', "x, r, , z"),
+        ops={"TRANSPOSE", "RESHAPE", "BATCH_MATMUL", "ADD"}, inits={"z": i64(1, 3, 6, 6),
+                                                                     "r": scales(0, 0, 0.2, -0.3, 1, 1, 1.4, 0.8)},
+        id="tf_crop_and_resize_extrapolation"),
+    Row("Resize", 13, resize('mode="linear"'), inputs="float[2,3,4] x", ops={"RESHAPE", "BATCH_MATMUL"},
+        inits={"s": scales(1, 2, 1.5)}, id="rank3_channels_too"),
+    Row("Resize", 18, resize('mode="nearest", axes=[3,2]'), ops=NHWC_NN, inits={"s": scales(3, 2)},
+        id="axes_3_2"),
+    Row("Resize", 18, resize('mode="linear", antialias=1'), ops=MATRIX, inits={"s": scales(1, 1, 0.6, 0.5)},
+        id="antialias_downsample"),
+    Row("Resize", 18, resize('mode="nearest", axes=[2,3], keep_aspect_ratio_policy="not_larger"', "x, , , z"),
+        ops=GATHERED, inits={"z": i64(5, 12)}, id="keep_aspect_not_larger"),
+    Row("Resize", 19, resize('mode="linear", coordinate_transformation_mode="half_pixel_symmetric"'), ops=MATRIX,
+        inits={"s": scales(1, 1, 1.7, 0.6)}, id="half_pixel_symmetric"),
+    Row("Resize", 11, resize('mode="nearest", coordinate_transformation_mode="tf_half_pixel_for_nn"', "x, r, s"),
+        ops=GATHERED, inits={"r": scales(), "s": scales(1, 1, 2, 2)}, id="opset11_tf_half_pixel_for_nn"),
+    Row("Resize", 10, "y = Resize <mode=\"nearest\"> (x, s)", ops=GATHERED, inits={"s": scales(1, 1, 0.6, 0.45)},
+        inputs="float[1,3,5,7] x", id="opset10_downsample_ceils"),
+    Row("Upsample", 9, "y = Upsample <mode=\"linear\"> (x, s)", ops=NHWC_BL, inits={"s": scales(1, 1, 2, 3)},
+        id="opset9_linear"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
+def test_op(row):
+    assert_converts(row.text(), expect_ops=row.ops, nhwc_io=row.nhwc_io)
+
+
+def refusal(body: str, inputs: str = "float[1,3,8,8] x", opset: int = 13, outputs: str = "float y", **inits) -> str:
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_onnx(as_model(model_text(body, inputs, outputs, opset, **inits)))
+    return str(info.value)
+
+
+def test_resize_sizes_computed_at_run_time_are_refused():
+    reason = refusal(resize('mode="linear"', "x, , , z"), "float[1,3,8,8] x, int64[4] z", outputs="float[1,3,4,4] y")
+    assert "sizes input 'z' is computed at run time" in reason
+
+
+def test_align_corners_with_a_fractional_resized_length_is_refused():
+    """8 x 0.6 = 4.8: the ONNX reference divides by 3.8, ONNX Runtime by 3 (the output size 4 minus 1)."""
+    reason = refusal(resize('mode="linear", coordinate_transformation_mode="align_corners"'), s=scales(1, 1, 0.6, 0.6))
+    assert "resized length 4.8 is fractional" in reason
+
+
+def test_interpolating_int8_data_without_a_matching_builtin_is_refused():
+    body = ("q = QuantizeLinear(x, k)\nd = DequantizeLinear(q, k)\n"
+            "c = Resize <mode=\"cubic\"> (d, , s)\nr = QuantizeLinear(c, k)\ny = DequantizeLinear(r, k)")
+    assert "its exact form is a float matrix product" in refusal(body, k=np.float32(0.05), s=scales(1, 1, 2, 2))
