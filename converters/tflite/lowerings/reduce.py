@@ -1,4 +1,4 @@
-"""Reductions in whatever layout the input has: the Reduce* family (axes as attribute in older opsets, as an input
+"""Reductions in whatever layout the input has: the variadic Mean; the Reduce* family (axes as attribute in older opsets, as an input
 from opset 13 (ReduceSum) / 18 (the rest)) as one builtin or a short composition; CumSum over run-time data.
 
 A reduction is an elementwise step, a reducing builtin and an elementwise step (ReduceL2 = SQRT(SUM(x*x))).
@@ -174,6 +174,20 @@ _register("ReduceSumSquare", _sum_square, ("MUL", "SUM"), 18)
 _register("ReduceLogSum", _log_sum, ("SUM", "LOG"), 18)
 _register("ReduceLogSumExp", _log_sum_exp,
           ("REDUCE_MAX", "MAXIMUM", "MINIMUM", "SUB", "EXP", "SUM", "LOG", "ADD", "SQUEEZE"), 18)
+
+
+@lowering("Mean", since=8, emits=("ADD", "MUL"), layout="any")
+def mean(b, *xs):
+    """The elementwise average of the (broadcast) inputs: an ADD chain, then one MUL by 1/n."""
+    y = b.outputs[0]
+    if len(xs) == 1:
+        return b.alias(y, b.t(xs[0]))
+    total = b.operand(xs[0], y)
+    for i, x in enumerate(xs[1:], 1):
+        partial = b.temp(y.phys_shape, hint=f"sum{i}")
+        b.emit("ADD", [total, b.operand(x, y)], [partial])
+        total = partial
+    b.emit("MUL", [total, b.const(np.full([1] * y.rank, 1 / len(xs), np.float32), hint="inv_n")], [b.out(y)])
 
 
 @lowering("CumSum", since=11, emits=("CUMSUM",))

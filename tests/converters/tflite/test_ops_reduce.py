@@ -64,6 +64,30 @@ ROWS += [
         inits=CONV, id="nhwc_channels"),
 ]
 
+PARAMS = {"s": f32(3), "b": f32(3)}
+ROWS += [
+    # --- averages and normalisations (a conv in front: statistics taken in NHWC, no transposes around them)
+    Row("Mean", 13, "y = Mean(x, z, c)", "float[2,3,4] x, float[3,1] z", ops={"ADD": 2, "MUL": 1},
+        inits={"c": f32(4)}, id="broadcast_three"),
+    Row("InstanceNormalization", 6, "y = InstanceNormalization <epsilon=0.01> (x, s, b)", inits=PARAMS),
+    Row("InstanceNormalization", 13, "c = Conv(x, w)\ny = InstanceNormalization (c, s, b)",
+        ops={"CONV_2D": 1, "TRANSPOSE": 2, "MEAN": 2, "SUB": 1, "MUL": 3, "ADD": 2, "RSQRT": 1},
+        inits={"w": f32(3, 3, 1, 1), **PARAMS}, id="nhwc"),
+    Row("InstanceNormalization", 13, "y = InstanceNormalization (x, s, b)", "float[1,3,8,8] x, float[3] s, float[3] b",
+        ops={"MEAN", "SUB", "MUL", "ADD", "RSQRT", "RESHAPE"}, id="run_time_scale"),
+    Row("GroupNormalization", 21, "c = Conv(x, w)\ny = GroupNormalization <num_groups=2, epsilon=0.01> (c, s, b)",
+        ops={"CONV_2D", "TRANSPOSE", "RESHAPE", "MEAN", "SUB", "MUL", "ADD", "RSQRT"},
+        inits={"w": f32(6, 3, 1, 1), "s": f32(6), "b": f32(6)}, outputs="float[1,6,8,8] y", id="per_channel_nhwc"),
+    Row("MeanVarianceNormalization", 13, "y = MeanVarianceNormalization <axes=[0,2,3]> (x)",
+        ops={"MEAN", "SUB", "MUL", "SQRT", "ADD", "DIV"}),
+    Row("LpNormalization", 1, "y = LpNormalization <axis=1, p=1> (x)", X3,
+        ops={"ABS", "SUM", "EQUAL", "DIV", "SELECT_V2"}),
+    Row("LpNormalization", 22, "c = Conv(x, w)\ny = LpNormalization <axis=1> (c)",
+        ops={"CONV_2D", "TRANSPOSE", "MUL", "SUM", "SQRT", "EQUAL", "DIV", "SELECT_V2"}, inits=CONV, id="l2_nhwc"),
+    Row("RMSNormalization", 23, "y = RMSNormalization <axis=-2> (x, s)", X3, ops={"MUL": 3, "MEAN": 1, "ADD": 1,
+        "RSQRT": 1}, inits={"s": f32(3, 4)}),
+]
+
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
 def test_op(row):
@@ -85,3 +109,18 @@ def refusal(body, inputs=X3, opset=18, outputs="float y", **inits) -> str:
 def test_run_time_axes_are_refused():
     assert "axes input 'a' is computed at run time" in refusal("y = ReduceL1 (x, a)", X3 + ", int64[1] a",
                                                                    outputs="float[1,1,1] y")
+
+
+def test_lp_normalization_of_a_zero_slice_is_zero():
+    text = model_text("y = LpNormalization <axis=1> (x)", X3, "float y", 13)
+    x = f32(2, 3, 4)
+    x[1, :, 2] = 0
+    assert_converts(text, {"x": x})
+
+
+def test_lp_normalization_other_p_is_refused():
+    assert "p=3" in refusal("y = LpNormalization <p=3> (x)", opset=13)
+
+
+def test_statistics_in_another_precision_are_refused():
+    assert "stash_type=11" in refusal("y = RMSNormalization <stash_type=11> (x, s)", opset=23, s=f32(4))
