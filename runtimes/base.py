@@ -111,7 +111,12 @@ class Session:
                     hint="Reshape the data, or re-export/convert the model with matching shapes.")
             if arr.dtype != info.dtype:
                 if np.can_cast(arr.dtype, info.dtype, casting="same_kind"):
-                    arr = arr.astype(info.dtype)
+                    cast = arr.astype(info.dtype)
+                    if arr.dtype.kind in "iu" and not np.array_equal(cast, arr):  # int64 ids -> an int32 input
+                        raise UsageError(f"Input '{info.name}' is {arr.dtype} with values its {np.dtype(info.dtype).name}"
+                                         f" input cannot hold.", hint="The compiled model takes "
+                                         f"{np.dtype(info.dtype).name}: feed values within its range.")
+                    arr = cast
                 else:
                     raise UsageError(f"Input '{info.name}' has dtype {arr.dtype}, the model expects {np.dtype(info.dtype).name}.",
                                      hint="Convert the data to the expected dtype.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from edgekit.converters.tflite import passes, writer
+from edgekit.converters.tflite import kernel_check, passes, writer
 from edgekit.converters.tflite.check import Problem, check_graph, raise_if_any
 from edgekit.converters.tflite.importer import import_model, load_onnx
 from edgekit.converters.tflite.ir import Graph
@@ -68,11 +68,22 @@ def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metada
     tgraph = lower(graph, source)
     for p in passes.TFLITE_PASSES:
         p.run(tgraph, options)
-    model = writer.build_model(tgraph, metadata or {})
+    raise_if_any(kernel_check.check(tgraph, graph), source)
+    model = _written(tgraph, metadata or {}, graph, source)
     shapes = {n: list(graph.values[n].shape) for n in graph.inputs}
     quantization = dict(graph.quantization, mode=options.precision)
     return Compiled(model, tgraph, dict(graph.io_layouts), shapes, time.perf_counter() - start, metadata or {},
                     quantization)
+
+
+def _written(tgraph: TflGraph, metadata: dict, graph: Graph, source: str):
+    """The writer's ModelT; an error it raises (kernel_check covers the known ones) is a collected problem."""
+    try:
+        return writer.build_model(tgraph, metadata)
+    except Exception as exc:  # noqa: BLE001 - reported as a problem of the model, never a crash
+        raise_if_any([Problem("(writer)", "", graph.opset, f"writing the TFLite file failed ({type(exc).__name__}: "
+                                                            f"{exc})", "This is an edgekit bug: please report it.")],
+                     source)
 
 
 def resolve_precision(graph: Graph, precision: str, source: str = "the model") -> str:

@@ -18,7 +18,8 @@ from edgekit.converters.tflite.tfl import TflGraph, options_table
 METADATA_NAME = "edgekit"
 SIGNATURE_KEY = "serving_default"
 TENSOR_TYPES = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "int64": "INT64", "int8": "INT8",
-                "uint8": "UINT8", "bool": "BOOL", "int16": "INT16", "float64": "FLOAT64"}
+                "uint8": "UINT8", "bool": "BOOL", "int16": "INT16", "float64": "FLOAT64", "uint16": "UINT16", "uint32": "UINT32",
+                "uint64": "UINT64"}
 
 
 class _AlignedBuilder(flatbuffers.Builder):

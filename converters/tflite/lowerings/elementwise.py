@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.converters.tflite.lowerings.logic import converted, emit_cast
 from edgekit.converters.tflite.registry import lowering
 
 ARITH = ("float32",)
-#: ops with integer kernels that rescale their inputs (MAXIMUM/MINIMUM need equal scales: the requantize pass)
-INT8_ARITH = ("float32", "int8")
+#: int8 is the quantized kernel (MAXIMUM/MINIMUM need equal scales: the requantize pass); int8/uint8/int16 values
+#: without quantization parameters, and uint32, reach these ops widened (passes.integer_dtypes)
+INT8_ARITH = ("float32", "int8", "int32", "int64")
 
 
 def _binary(b, code, x, y):
@@ -31,21 +33,28 @@ def mul(b, x, y):
     _binary(b, "MUL", x, y)
 
 
-@lowering("Div", since=7, emits=("DIV",), layout="any")
+@lowering("Div", since=7, emits=("DIV",), layout="any", dtypes=("float32", "int32"))
 def div(b, x, y):
     _binary(b, "DIV", x, y)
 
 
-@lowering("Pow", since=7, emits=("POW", "MUL", "SQRT"), layout="any")
+@lowering("Pow", since=7, emits=("POW", "MUL", "SQRT", "CAST"), layout="any", dtypes=("float32", "int32"))
 def pow_(b, x, y):
+    """LiteRT's POW needs equal operand types (float32 or int32): a float base takes the exponent as float32; an
+    integer base with a float exponent is computed in float32 and truncated back, as ONNX's Pow does."""
     out = b.outputs[0]
     exponent = float(y.const.reshape(-1)[0]) if y.is_const and y.const.size == 1 else None
     if exponent == 2.0:
         b.emit("MUL", [b.t(x), b.t(x)], [b.out(out)])
-    elif exponent == 0.5:
+    elif exponent == 0.5 and x.dtype == np.float32:
         b.emit("SQRT", [b.t(x)], [b.out(out)])
+    elif x.dtype == np.float32 or y.dtype.kind != "f":
+        b.emit("POW", [b.operand(x, out), converted(b, y, out, x.dtype)], [b.out(out)])
     else:
-        _binary(b, "POW", x, y)
+        base = converted(b, x, out, np.float32)
+        power = b.temp(out.phys_shape, np.float32, "power")
+        b.emit("POW", [base, converted(b, y, out, np.float32)], [power])
+        emit_cast(b, power, b.out(out))
 
 
 def _chain(b, code, xs):
@@ -93,12 +102,12 @@ def log(b, x):
     _unary(b, "LOG", x)
 
 
-@lowering("Neg", since=6, emits=("NEG",), layout="any")
+@lowering("Neg", since=6, emits=("NEG",), layout="any", dtypes=("float32", "int32", "int64"))
 def neg(b, x):
     _unary(b, "NEG", x)
 
 
-@lowering("Abs", since=6, emits=("ABS",), layout="any")
+@lowering("Abs", since=6, emits=("ABS",), layout="any", dtypes=("float32", "int32"))
 def abs_(b, x):
     _unary(b, "ABS", x)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
-QDQ_DTYPES = ("float32", "int8")
+QDQ_DTYPES = ("float32", "int8", "uint8")  # uint8: model outputs (passes.integer_dtypes)
 
 
 def _quantize(b, x, axis, block_size=0, output_dtype=0):

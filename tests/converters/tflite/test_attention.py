@@ -42,7 +42,7 @@ ROWS = [
         {"three": F(3), "coef": F(0.044715), "root": F(math.sqrt(2 / math.pi)), "one": F(1), "half": F(0.5)},
         id="tanh_pattern"),
     # --- embeddings: run-time token ids
-    Row("Gather", 13, "y = Gather(t, i)", "int64[2,5] i", {"CAST", "FLOOR_MOD", "GATHER"}, {"t": f32(10, 4)},
+    Row("Gather", 13, "y = Gather(t, i)", "int64[2,5] i", {"FLOOR_MOD", "GATHER"}, {"t": f32(10, 4)},
         id="token_ids_int64"),
     # --- masks and logic
     Row("Equal", 13, "y = Equal(a, c)", "int64[2,6] a, int64[2,6] c", {"EQUAL"}, outputs="bool y"),
