@@ -11,16 +11,16 @@ from edgekit.converters.tflite import compile_onnx
 from edgekit.errors import UnsupportedModelError
 
 BAD = model_text(
-    "a = Erf(x)\n"
+    "a = RandomUniformLike(x)\n"
     "b = Gemm <transA=1> (a, w)\n"
-    "c = Hardmax(b)\n"
+    "c = RandomNormalLike(b)\n"
     "y = Gemm <transB=1, bogus=3> (c, v)",
     "float[4,4] x", "float y", opset=13,
     w=np.ones((4, 4), np.float32), v=np.ones((2, 4), np.float32))
 
 
 def bad_model():
-    """Erf (alone) and Hardmax have no lowering, a Gemm has transA=1."""
+    """RandomUniformLike and RandomNormalLike (random sampling) have no lowering, a Gemm has transA=1."""
     return as_model(BAD.replace(", bogus=3", ""))
 
 
@@ -38,8 +38,8 @@ def test_all_problems_are_listed_once():
         compile_onnx(bad_model())
     err = info.value
     ops = sorted(p["op_type"] for p in err.problems)
-    assert ops == ["Erf", "Hardmax"], err.problems  # static checks stop before lowering (transA=1)
-    assert "Erf" in str(err) and "Hardmax" in str(err)
+    assert ops == ["RandomNormalLike", "RandomUniformLike"], err.problems  # static checks stop before lowering (transA=1)
+    assert "RandomUniformLike" in str(err) and "RandomNormalLike" in str(err)
     assert err.exit_code == 4
 
 
@@ -64,7 +64,7 @@ def test_cli_exit_code_4_and_no_output(tmp_path):
     onnx.save(bad_model(), src)
     result = CliRunner().invoke(main, ["convert", str(src), "-o", str(dst)])
     assert result.exit_code == 4, result.output
-    assert "Erf" in result.output and "Hardmax" in result.output
+    assert "RandomUniformLike" in result.output and "RandomNormalLike" in result.output
     assert not dst.exists() and list(tmp_path.iterdir()) == [src]
 
 
