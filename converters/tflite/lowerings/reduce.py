@@ -1,5 +1,5 @@
 """Reductions in whatever layout the input has: the variadic Mean; the Reduce* family (axes as attribute in older opsets, as an input
-from opset 13 (ReduceSum) / 18 (the rest)) as one builtin or a short composition; CumSum over run-time data.
+from opset 13 (ReduceSum) / 18 (the rest)) as one builtin or a short composition; CumSum and CumProd over run-time data.
 
 A reduction is an elementwise step, a reducing builtin and an elementwise step (ReduceL2 = SQRT(SUM(x*x))).
 With `noop_with_empty_axes=1` and no axes, ONNX (reference and Runtime alike) skips only the reducing builtin:
@@ -196,3 +196,42 @@ def cumsum(b, x, axis, *, exclusive=0, reverse=0):
     axis = int(np.asarray(const_of(axis, "axis")).reshape(-1)[0]) % x.rank
     b.emit("CUMSUM", [b.t(x), b.const(np.asarray(axis, np.int32), hint="axis")], [b.out(b.outputs[0])],
            exclusive=bool(exclusive), reverse=bool(reverse))
+
+
+@lowering("CumProd", since=26, emits=("MUL", "SLICE", "PADV2", "REVERSE_V2"), layout="any",
+          dtypes=("float32", "int32"))
+def cumprod(b, x, axis, *, exclusive=0, reverse=0):
+    """A running product without a TFLite builtin: a log-depth scan (Hillis-Steele), x *= x shifted by 1, 2, 4, ...
+    along the axis with ones shifted in; ceil(log2(n)) SLICE + PADV2 + MUL steps."""
+    p = physical(int(np.asarray(const_of(axis, "axis")).reshape(-1)[0]), x)
+    n = x.phys_shape[p]
+    one = b.const(np.ones([], x.dtype), hint="one")
+    axis_t = b.ints([p], "axis")
+
+    def shifted_by(k):
+        """(begin, size) of the first n - k entries and the paddings that put k ones in front of them."""
+        size = [-1] * x.rank
+        size[p] = n - k
+        pads = np.zeros((x.rank, 2), np.int32)
+        pads[p, 0] = k
+        return b.ints([0] * x.rank, "begin"), b.ints(size, "size"), b.const(pads, hint="pads")
+
+    steps = _Steps(b, x)
+    if reverse:
+        steps("REVERSE_V2", axis_t)
+    if exclusive:
+        begin, size, pads = shifted_by(1)
+        steps("SLICE", begin, size, shape=[n - 1 if i == p else d for i, d in enumerate(x.phys_shape)])
+        steps("PADV2", pads, one, shape=x.phys_shape)
+    k = 1
+    while k < n:
+        begin, size, pads = shifted_by(k)
+        head = b.temp([n - k if i == p else d for i, d in enumerate(x.phys_shape)], x.dtype, hint=f"head{k}")
+        shifted = b.temp(x.phys_shape, x.dtype, hint=f"shifted{k}")
+        b.emit("SLICE", [steps.tensor(), begin, size], [head])
+        b.emit("PADV2", [head, pads, one], [shifted])
+        steps("MUL", shifted)
+        k *= 2
+    if reverse:
+        steps("REVERSE_V2", axis_t)
+    steps.done()

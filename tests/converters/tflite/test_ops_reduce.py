@@ -84,6 +84,11 @@ ROWS += [
         ops={"ABS", "SUM", "EQUAL", "DIV", "SELECT_V2"}),
     Row("LpNormalization", 22, "c = Conv(x, w)\ny = LpNormalization <axis=1> (c)",
         ops={"CONV_2D", "TRANSPOSE", "MUL", "SUM", "SQRT", "EQUAL", "DIV", "SELECT_V2"}, inits=CONV, id="l2_nhwc"),
+    Row("CumProd", 26, "y = CumProd(x, a)", "float[2,7,3] x", ops={"SLICE": 3, "PADV2": 3, "MUL": 3},
+        inits={"a": i64(1)}),
+    Row("CumProd", 26, "y = CumProd <exclusive=1, reverse=1> (x, a)", "int32[2,3,5] x",
+        ops={"REVERSE_V2": 2, "SLICE": 4, "PADV2": 4, "MUL": 3}, inits={"a": i64(-1)}, outputs="int32 y",
+        id="int32_exclusive_reverse"),
     Row("RMSNormalization", 23, "y = RMSNormalization <axis=-2> (x, s)", X3, ops={"MUL": 3, "MEAN": 1, "ADD": 1,
         "RSQRT": 1}, inits={"s": f32(3, 4)}),
 ]
