@@ -9,8 +9,8 @@ from edgekit.converters.tflite.lowerings.reduce import perm_without
 from edgekit.converters.tflite.registry import lowering
 from edgekit.converters.tflite.tfl import dims_for_reshape, physical
 
-#: ARG_MAX / ARG_MIN kernels take these (narrower integers are widened by the integer-dtypes pass)
-ARG_DTYPES = ("float32", "int32", "int8", "bool")
+#: what ARG_MAX / ARG_MIN are run on here (narrower integers are widened to int32 by the integer-dtypes pass)
+ARG_DTYPES = ("float32", "int32")
 
 
 def arg_perm(node, perm, graph):
