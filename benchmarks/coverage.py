@@ -1,0 +1,381 @@
+"""Model coverage: real torchvision and transformers architectures through export → optimize → TFLite (float,
+INT8, dynamic-range), each step validated exactly as the commands validate, with the reason for every refusal.
+
+    python benchmarks/coverage.py                 # every model in coverage_models.MODELS (resumable)
+    python benchmarks/coverage.py --quick         # the fast subset
+    python benchmarks/coverage.py --models hf_bert,resnet18 --redo
+    python benchmarks/coverage.py --table         # only print the table of what --out holds
+
+Each step runs in its own child process with a time limit (`--step-timeout`), so a LiteRT abort or a hang is a
+recorded result, never the end of the run. Results are appended to `--out` as JSON lines, one per model; a model
+already there is skipped unless --redo. The steps call the library functions the commands call:
+`edgekit.converters.torch_export.export`, `edgekit.optimize.optimize`, `edgekit.quantize.quantize` and
+`edgekit.convert.convert`, so the validation gates are the commands' own. Quantization runs with `speed="off"`:
+the suite asks whether a quantized model converts, not whether ONNX Runtime's QDQ model is faster here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import coverage_models  # noqa: E402
+
+#: step → the step whose output it reads
+STEPS = {"export": None, "optimize": "export", "float": "optimize", "bench": "float",
+         "static": "optimize", "int8": "static", "dynamic": "optimize", "dynamic_range": "dynamic"}
+FILES = {"export": "model.onnx", "optimize": "optimized.onnx", "float": "float.tflite", "static": "int8.onnx",
+         "int8": "int8.tflite", "dynamic": "dynamic.onnx", "dynamic_range": "dynamic.tflite"}
+CONVERSIONS = {"float": "float", "int8": "INT8", "dynamic_range": "dynamic-range"}
+CALIBRATION_SAMPLES = 16
+EVAL_SAMPLES = 16  # quantize's accuracy report (and blame) on this many samples, not its default 500
+BENCH_THREADS = 2
+STEP_TIMEOUT = 120.0
+DEFAULT_OUT = HERE / "coverage_results.jsonl"
+
+
+# ---------------------------------------------------------------- inputs of the right kind
+
+def sample_inputs(model: coverage_models.CoverageModel, count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`count` seeded rows per input, stacked on the batch axis: images/video N(0,1) (normalized pixels), token ids
+    over the vocabulary with masks of ones and some trailing padding, audio as tones plus noise, log-mel-like
+    features in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape, dtype in model.inputs:
+        rows = (count, *shape[1:])
+        if model.kind in ("image", "video"):
+            out[name] = rng.standard_normal(rows).astype(dtype)
+        elif model.kind == "tokens" and name == "attention_mask":
+            mask = np.ones(rows, dtype=dtype)
+            for r, pad in enumerate(rng.integers(0, rows[-1] // 4 + 1, count)):
+                mask[r, rows[-1] - pad:] = 0
+            out[name] = mask
+        elif model.kind == "tokens":
+            out[name] = rng.integers(0, model.vocab, rows).astype(dtype)
+        elif model.kind == "audio":
+            t = np.arange(rows[-1]) / 16000.0
+            freqs = rng.uniform(100, 2000, (count, 2))
+            tones = sum(np.sin(2 * np.pi * freqs[:, k:k + 1] * t) for k in range(2)) * 0.25
+            out[name] = (tones + 0.05 * rng.standard_normal((count, rows[-1]))).reshape(rows).astype(dtype)
+        else:  # features (normalized log-mel)
+            out[name] = np.clip(0.5 * rng.standard_normal(rows), -1, 1).astype(dtype)
+    return out
+
+
+# ---------------------------------------------------------------- the steps (each runs in a child process)
+
+def _export(model, work: Path) -> dict:
+    from edgekit.converters.torch_export import export
+    # the module:factory form (benchmarks/ is on sys.path); the file.py:factory form runs the file as a module
+    # missing from sys.modules, where @dataclass fails (reported)
+    spec = f"coverage_models:{model.name}"
+    result = export(spec, work / FILES["export"], input_shapes=model.input_shapes(), force=True)
+    return {"exporter": result.exporter, "opset": result.opset,
+            "max_abs": max((v["max_abs"] for v in result.validation), default=0.0)}
+
+
+def _optimize(model, work: Path) -> dict:
+    from edgekit.optimize import optimize
+    result = optimize(work / FILES["export"], work / FILES["optimize"], force=True)
+    return {"nodes_before": result.nodes_before, "nodes_after": result.nodes_after}
+
+
+def _convert(source: str, target: str):
+    def step(model, work: Path) -> dict:
+        from edgekit.convert import convert
+        result = convert(work / FILES[source], work / FILES[target], force=True)
+        outputs = result.outputs
+        return {"mode": result.mode, "compile_s": result.compile_seconds, "validate_s": result.validate_seconds,
+                "size_bytes": result.size_bytes, "ops": sum(result.ops.values()),
+                "max_abs": max((o["max_abs"] for o in outputs), default=0.0),
+                "cosine": min((o["cosine"] for o in outputs), default=1.0),
+                "top1": _min_or_none(o.get("top1_agreement") for o in outputs),
+                "float_islands": _islands(result.quantization)}
+    return step
+
+
+def _min_or_none(values):
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def _islands(quantization: dict) -> int | None:
+    islands = quantization.get("float_islands") or quantization.get("float_ops")
+    return len(islands) if isinstance(islands, (list, dict)) else None
+
+
+def _quantize(mode: str):
+    def step(model, work: Path) -> dict:
+        from edgekit.quantize import quantize
+        calib = None
+        if mode == "static":
+            calib = work / "calibration.npz"
+            np.savez(calib, **sample_inputs(model, CALIBRATION_SAMPLES, seed=0))
+        result = quantize(work / FILES["optimize"], work / FILES[mode], mode=mode, calib=str(calib) if calib else None,
+                          speed="off", max_eval=EVAL_SAMPLES, force=True)
+        return {"drop": result.accuracy.drop, "metric": result.accuracy.metric,
+                "float_nodes": len(result.plan.float_nodes), "warnings": result.warnings[:3]}
+    return step
+
+
+def _bench(model, work: Path) -> dict:
+    """p50 of ONNX Runtime (optimized float ONNX) and LiteRT (float TFLite), 2 threads each, same feeds."""
+    from edgekit import runtimes
+    from edgekit.bench import time_session
+    feeds = {k: v[:1] for k, v in sample_inputs(model, 1, seed=1).items()}
+    p50 = {}
+    for runtime, name in (("onnxruntime", FILES["optimize"]), ("litert", FILES["float"])):
+        with runtimes.load(work / name, runtime=runtime, threads=BENCH_THREADS,
+                           **({"provider": "cpu"} if runtime == "onnxruntime" else {})) as session:
+            p50[runtime] = time_session(session, feeds, min_time=1.0, warmup=3, time_limit=20.0).p50
+    return {"ort_p50_ms": p50["onnxruntime"], "litert_p50_ms": p50["litert"],
+            "ratio": p50["litert"] / p50["onnxruntime"]}
+
+
+STEP_FUNCTIONS = {"export": _export, "optimize": _optimize, "float": _convert("optimize", "float"),
+                  "bench": _bench, "static": _quantize("static"), "int8": _convert("static", "int8"),
+                  "dynamic": _quantize("dynamic"), "dynamic_range": _convert("dynamic", "dynamic_range"),
+                  "selftest_abort": lambda model, work: os.abort()}  # proves a SIGABRT is a record (tests)
+
+
+def _child_main(step: str, name: str, work: Path) -> int:
+    """Run one step; write {"status", ...} to work/STEP.json. ok | refused (an edgekit error) | error (anything else)."""
+    import traceback
+    model = coverage_models.MODELS[name]
+    started = time.perf_counter()
+    try:
+        record = {"status": "ok", **STEP_FUNCTIONS[step](model, work)}
+    except Exception as exc:  # recorded, never raised: the parent classifies it
+        from edgekit.errors import EdgekitError
+        message = str(exc).strip()
+        record = {"status": "refused" if isinstance(exc, EdgekitError) else "error",
+                  "error_type": type(exc).__name__, "reason": (message.splitlines() or [""])[0][:300],
+                  "message": message[:4000]}
+        problems = getattr(exc, "problems", None)
+        if problems:
+            record["problems"] = [{k: p.get(k) for k in ("op_type", "reason")} for p in problems][:50]
+        if not isinstance(exc, EdgekitError):
+            record["traceback"] = traceback.format_exc()[-2000:]
+    record["seconds"] = time.perf_counter() - started
+    (work / f"{step}.json").write_text(json.dumps(record, default=str))
+    return 0
+
+
+def run_step(step: str, model_name: str, work: Path, timeout: float = STEP_TIMEOUT) -> dict:
+    """One step in a child process: its record, or crashed (a signal or exit without a record) / timeout."""
+    record_path = work / f"{step}.json"
+    record_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", step, "--models", model_name, "--work", str(work)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="3")
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"status": "timeout", "reason": f"step took longer than {timeout:g} s", "seconds": timeout}
+    if record_path.exists() and proc.returncode == 0:
+        return json.loads(record_path.read_text())
+    rc = proc.returncode
+    what = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
+    tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
+    return {"status": "crashed", "reason": f"the step's process was {what}" + (f": {tail[-1][:200]}" if tail else ""),
+            "stderr_tail": tail, "seconds": time.perf_counter() - started}
+
+
+def run_model(model_name: str, work: Path | None = None, timeout: float = STEP_TIMEOUT,
+              steps=tuple(STEPS), log=lambda _msg: None) -> dict:
+    """Every step of one model (a step whose input failed is 'skipped' with the reason); one JSON-able record."""
+    model = coverage_models.MODELS[model_name]
+    with tempfile.TemporaryDirectory(prefix=f"coverage-{model_name}-") as tmp:
+        work = Path(work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results: dict[str, dict] = {}
+        for step in steps:
+            needs = STEPS[step]
+            if needs is not None and results.get(needs, {}).get("status") != "ok":
+                results[step] = {"status": "skipped", "reason": f"needs {needs}",
+                                 "blocked_by": results.get(needs, {}).get("blocked_by", needs)}
+                continue
+            results[step] = run_step(step, model_name, work, timeout)
+            if results[step]["status"] != "ok":
+                results[step]["blocked_by"] = step
+            log(f"  {model_name} {step}: {results[step]['status']} ({results[step].get('seconds', 0):.1f} s)"
+                + (f" {results[step].get('reason', '')[:120]}" if results[step]["status"] != "ok" else ""))
+    return {"model": model.name, "source": model.source, "kind": model.kind,
+            "inputs": [[n, list(s), d] for n, s, d in model.inputs], "steps": results,
+            "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+# ---------------------------------------------------------------- results and the table
+
+def read_results(path: Path) -> dict[str, dict]:
+    """The last record per model (later lines win: --redo appends)."""
+    out = {}
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                out[rec["model"]] = rec
+    return out
+
+
+def converted(rec: dict, step: str) -> bool:
+    return rec["steps"].get(step, {}).get("status") == "ok"
+
+
+def failure_reason(rec: dict, step: str) -> str | None:
+    """'<step>: <first line>' of what stopped this conversion (the step itself, or the step it needed)."""
+    s = rec["steps"].get(step, {})
+    if s.get("status") == "ok":
+        return None
+    culprit = s.get("blocked_by", step)
+    c = rec["steps"].get(culprit, s)
+    reason = c.get("reason", "")
+    if c.get("problems"):  # the first line only counts nodes: name the op types and why
+        ops = {}
+        for p in c["problems"]:
+            ops.setdefault(p["op_type"], p["reason"][:80])
+        reason += " " + ", ".join(f"{op} ({why})" for op, why in ops.items())
+    return f"{culprit}: {c.get('status')}: {reason}"
+
+
+def _cell(rec: dict, step: str) -> str:
+    s = rec["steps"].get(step, {})
+    if s.get("status") != "ok":
+        return {"skipped": "–", "timeout": "timeout", "crashed": "CRASH"}.get(s.get("status"), "no")
+    extra = []
+    if step in ("int8", "dynamic_range"):
+        if s.get("top1") is not None:
+            extra.append(f"top1 {s['top1']:.2f}")
+        extra.append(f"cos {s.get('cosine', float('nan')):.3f}")
+    return "yes" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = ["| model | source | float | INT8 | dynamic-range | LiteRT/ORT p50 | convert s | reason not converted |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for rec in results.values():
+        bench = rec["steps"].get("bench", {})
+        ratio = f"{bench['ratio']:.2f}" if bench.get("status") == "ok" else "–"
+        seconds = rec["steps"].get("float", {}).get("compile_s")
+        reasons = []
+        for step, label in CONVERSIONS.items():
+            why = failure_reason(rec, step)
+            if why and not any(why == r.split("] ", 1)[-1] for r in reasons):
+                reasons.append(f"[{label}] {why}")
+        reason = "; ".join(r.replace("|", "\\|")[:300] for r in reasons)
+        lines.append(f"| {rec['model']} | {rec['source']} | {_cell(rec, 'float')} | {_cell(rec, 'int8')} | "
+                     f"{_cell(rec, 'dynamic_range')} | {ratio} | {f'{seconds:.2f}' if seconds else '–'} | {reason} |")
+    return "\n".join(lines)
+
+
+def totals(results: dict[str, dict]) -> dict:
+    n = len(results)
+    pct = {label: 100.0 * sum(converted(r, step) for r in results.values()) / n if n else 0.0
+           for step, label in CONVERSIONS.items()}
+    ratios = [r["steps"]["bench"]["ratio"] for r in results.values()
+              if r["steps"].get("bench", {}).get("status") == "ok"]
+    geomean = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
+    return {"models": n, "percent": pct, "geomean_litert_over_ort_p50": geomean, "benchmarked": len(ratios)}
+
+
+def blocking_reasons(results: dict[str, dict]) -> dict[str, list[str]]:
+    """Group what blocks each conversion: '<step>: <op type>: <reason>' (unsupported nodes) or the first line."""
+    groups: dict[str, set] = {}
+    for rec in results.values():
+        for step in CONVERSIONS:
+            s = rec["steps"].get(step, {})
+            if s.get("status") == "ok":
+                continue
+            culprit = s.get("blocked_by", step)
+            c = rec["steps"].get(culprit, s)
+            if c.get("problems"):
+                keys = {f"{culprit}: {p['op_type']}: {p['reason'][:90]}" for p in c["problems"]}
+            else:
+                keys = {f"{culprit}: {c.get('status')}: {_generic(c.get('reason', ''))}"}
+            for k in keys:
+                groups.setdefault(k, set()).add(rec["model"])
+    return {k: sorted(v) for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
+
+
+def _generic(reason: str) -> str:
+    """A reason without the model-specific numbers and names, so equal causes group together."""
+    import re
+    reason = re.sub(r"'[^']*'", "'…'", reason)
+    reason = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", reason)
+    return reason[:140]
+
+
+def report(results: dict[str, dict]) -> str:
+    t = totals(results)
+    pct = t["percent"]
+    geo = t["geomean_litert_over_ort_p50"]
+    out = [table(results), "",
+           f"{t['models']} models: float {pct['float']:.0f} %, INT8 {pct['INT8']:.0f} %, "
+           f"dynamic-range {pct['dynamic-range']:.0f} %; geometric mean LiteRT/ORT p50 ({BENCH_THREADS} threads, "
+           f"float) over {t['benchmarked']} models: " + (f"{geo:.2f}" if geo else "–"), "", "Blocking reasons:"]
+    for reason, models in blocking_reasons(results).items():
+        out.append(f"- {reason} ({len(models)}): {', '.join(models)}")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- command line
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", help="comma-separated model names (default: all)")
+    ap.add_argument("--quick", action="store_true", help="the fast subset")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON lines of results (appended)")
+    ap.add_argument("--redo", action="store_true", help="run models already in --out again")
+    ap.add_argument("--table", action="store_true", help="only print the table of --out")
+    ap.add_argument("--step-timeout", type=float, default=STEP_TIMEOUT, help="seconds per step")
+    ap.add_argument("--list", action="store_true", help="list the models")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return _child_main(args.child, args.models, args.work)
+    if args.list:
+        for m in coverage_models.MODELS.values():
+            print(f"{m.name:32s} {m.source:13s} {m.kind:8s} {'quick' if m.quick else ''}")
+        return 0
+    names = (args.models.split(",") if args.models else
+             coverage_models.QUICK if args.quick else list(coverage_models.MODELS))
+    unknown = [n for n in names if n not in coverage_models.MODELS]
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; see --list")
+    if not args.table:
+        done = read_results(args.out)
+        for name in names:
+            if name in done and not args.redo:
+                print(f"{name}: already in {args.out} (--redo to run again)", flush=True)
+                continue
+            started = time.perf_counter()
+            print(f"{name} …", flush=True)
+            rec = run_model(name, timeout=args.step_timeout, log=lambda msg: print(msg, flush=True))
+            rec["seconds"] = time.perf_counter() - started
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(rec, default=str) + "\n")
+    results = read_results(args.out)
+    print(report({n: results[n] for n in names if n in results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
