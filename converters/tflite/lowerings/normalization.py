@@ -119,7 +119,7 @@ def _parameter(b, value, shape, hint) -> str:
 
 
 def _standardize(b, src, shape, axes, epsilon):
-    """(x - mean) and 1 / sqrt(variance + epsilon) over memory `axes` of tensor `src`: (centred, inv_std, stats shape)."""
+    """(x - mean) and 1 / sqrt(variance + epsilon) over memory `axes` of `src`: (centred, inv_std, stats shape)."""
     stats = [1 if i in axes else d for i, d in enumerate(shape)]
     axes_t = b.ints(axes, "axes")
     mean = _emit(b, "MEAN", [src, axes_t], stats, "mean", keepDims=True)

@@ -1,5 +1,6 @@
-"""Reductions in whatever layout the input has: the variadic Mean; the Reduce* family (axes as attribute in older opsets, as an input
-from opset 13 (ReduceSum) / 18 (the rest)) as one builtin or a short composition; CumSum and CumProd over run-time data.
+"""Reductions in whatever layout the input has: the variadic Mean; the Reduce* family (axes as attribute in older
+opsets, as an input from opset 13 (ReduceSum) / 18 (the rest)) as one builtin or a short composition; CumSum and
+CumProd over run-time data.
 
 A reduction is an elementwise step, a reducing builtin and an elementwise step (ReduceL2 = SQRT(SUM(x*x))).
 With `noop_with_empty_axes=1` and no axes, ONNX (reference and Runtime alike) skips only the reducing builtin:
