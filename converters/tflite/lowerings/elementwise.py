@@ -68,16 +68,19 @@ def _chain(b, code, xs):
         b.alias(out, acc)
 
 
+@lowering("Sum", since=6, emits=("ADD",), layout="any", dtypes=INT8_ARITH)  # equal shapes only
 @lowering("Sum", since=8, emits=("ADD",), layout="any", dtypes=INT8_ARITH)
 def sum_(b, *xs):
     _chain(b, "ADD", xs)
 
 
+@lowering("Max", since=6, emits=("MAXIMUM",), layout="any", dtypes=INT8_ARITH)  # equal shapes only
 @lowering("Max", since=8, emits=("MAXIMUM",), layout="any", dtypes=INT8_ARITH)
 def max_(b, *xs):
     _chain(b, "MAXIMUM", xs)
 
 
+@lowering("Min", since=6, emits=("MINIMUM",), layout="any", dtypes=INT8_ARITH)  # equal shapes only
 @lowering("Min", since=8, emits=("MINIMUM",), layout="any", dtypes=INT8_ARITH)
 def min_(b, *xs):
     _chain(b, "MINIMUM", xs)

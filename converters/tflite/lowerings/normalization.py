@@ -24,6 +24,22 @@ def _batchnorm(b, x, scale, bias, mean, var, epsilon):
     b.emit("ADD", [scaled, b.const((sh - m * k).reshape(shape), np.float32, "shift")], [b.out(y)])
 
 
+def _inference_only(b, spatial=1):
+    """Opset 7-8 forms: `spatial=0` normalises per element (parameters shaped like x without the batch); only the
+    running-statistics outputs of training are refused."""
+    if len(b.outputs) > 1 and any(o is not None for o in b.outputs[1:]):
+        raise Unsupported("its running mean/var (training) outputs are used", hint="Export the model in eval() mode.")
+    if not spatial:
+        raise Unsupported("spatial=0 (statistics per element, not per channel)",
+                          hint="Re-export with spatial=1 (every framework's BatchNorm is per channel).")
+
+
+@lowering("BatchNormalization", since=7, emits=("MUL", "ADD"), layout="any")
+def batchnorm_7(b, x, scale, bias, mean, var, *, epsilon=1e-5, momentum=0.9, spatial=1):
+    _inference_only(b, spatial)
+    _batchnorm(b, x, scale, bias, mean, var, epsilon)
+
+
 @lowering("BatchNormalization", since=9, emits=("MUL", "ADD"), layout="any")
 def batchnorm_9(b, x, scale, bias, mean, var, *, epsilon=1e-5, momentum=0.9):
     _batchnorm(b, x, scale, bias, mean, var, epsilon)

@@ -44,6 +44,7 @@ def _pool(b, code, x, kernel_shape, strides, pads, auto_pad, dilations, pad_valu
            filterHeight=kernel_shape[0], filterWidth=kernel_shape[1])
 
 
+@lowering("MaxPool", since=1, emits=("MAX_POOL_2D", "PADV2"), layout="nhwc", dtypes=POOL_DTYPES)  # opset 1: no ceil_mode/dilations yet
 @lowering("MaxPool", since=8, emits=("MAX_POOL_2D", "PADV2"), layout="nhwc", dtypes=POOL_DTYPES)
 def max_pool(b, x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
              storage_order=0, strides=None):

@@ -177,6 +177,7 @@ _register("ReduceLogSumExp", _log_sum_exp,
           ("REDUCE_MAX", "MAXIMUM", "MINIMUM", "SUB", "EXP", "SUM", "LOG", "ADD", "SQUEEZE"), 18)
 
 
+@lowering("Mean", since=6, emits=("ADD", "MUL"), layout="any")  # equal shapes only
 @lowering("Mean", since=8, emits=("ADD", "MUL"), layout="any")
 def mean(b, *xs):
     """The elementwise average of the (broadcast) inputs: an ADD chain, then one MUL by 1/n."""

@@ -19,6 +19,20 @@ ROWS = [
 ]
 
 
+BN = {"s": f32(3), "b": f32(3), "m": f32(3), "v": np.abs(f32(3)) + 0.5}
+ROWS = ROWS + [
+    Row("BatchNormalization", 7, "y = BatchNormalization <spatial=1, epsilon=0.001> (x, s, b, m, v)", X4,
+        ops={"MUL", "ADD"}, inits=BN, id="opset7_spatial"),
+    Row("MaxPool", 7, "y = MaxPool <kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]> (x)", X4,
+        ops={"TRANSPOSE", "PADV2", "MAX_POOL_2D"}, id="opset7"),
+    Row("Sum", 6, "y = Sum(x, x, x)", X4, ops={"ADD"}, id="opset6"),
+    Row("Max", 6, "y = Max(x, x)", X4, ops={"MAXIMUM"}, id="opset6"),
+    Row("Min", 6, "y = Min(x, x)", X4, ops={"MINIMUM"}, id="opset6"),
+    Row("Mean", 6, "y = Mean(x, x)", X4, ops={"ADD", "MUL"}, id="opset6"),
+]
+
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
 def test_op(row):
     assert_converts(row.text(), expect_ops=row.ops, nhwc_io=row.nhwc_io)
@@ -48,3 +62,12 @@ def test_an_ir3_classic_with_dropout_masks_converts_and_matches():
              helper.make_node("Softmax", ["g"], ["y"])]
     assert_converts(_ir3_model(nodes, inits, 9), expect_ops={"TRANSPOSE", "CONV_2D", "MAX_POOL_2D", "RESHAPE",
                                                              "FULLY_CONNECTED", "SOFTMAX"})
+
+
+def test_batchnorm_spatial_0_is_refused_with_the_reason():
+    from edgekit.converters.tflite import compile_onnx
+    from edgekit.errors import UnsupportedModelError
+    from _differential import as_model, model_text
+    text = model_text("y = BatchNormalization <spatial=0> (x, s, b, m, v)", X4, "float y", 7, **BN)
+    with pytest.raises(UnsupportedModelError, match="spatial=0"):
+        compile_onnx(as_model(text))
