@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from edgekit.cli.common import console, emit_json, fail, handle_errors, json_option, out
 
@@ -36,8 +37,22 @@ def input_options(f):
     return f
 
 
+def device_options(f):
+    """--device, --devices, --ssh-config, --clean-device-cache: run on devices over SSH (edgekit.remote)."""
+    f = click.option("--clean-device-cache", is_flag=True,
+                     help="Empty each device's model cache first (alone, without MODELs: just that).")(f)
+    f = click.option("--ssh-config", type=click.Path(dir_okay=False), default=None,
+                     help="ssh_config file for the devices (default: ssh's own, ~/.ssh/config).")(f)
+    f = click.option("--devices", "devices_file", type=click.Path(dir_okay=False), default=None,
+                     help="A TOML file of [[devices]] (url, python, threads, cache_dir).")(f)
+    f = click.option("--device", "device_urls", multiple=True, metavar="ssh://USER@HOST[:PORT]",
+                     help="Run on this device over SSH (repeatable; 'local' adds this machine; "
+                          "?python=PATH&threads=N after the address).")(f)
+    return f
+
+
 @click.command(name="bench")
-@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.argument("models", nargs=-1, type=click.Path())
 @runtime_options
 @input_options
 @click.option("--runs", type=int, default=None, help="Timed runs (default: as many as fit in --min-time).")
@@ -53,10 +68,11 @@ def input_options(f):
 @click.option("--in-process", is_flag=True,
               help="Measure in this process instead of one fresh process per model (memory figures then "
                    "include everything loaded before).")
+@device_options
 @json_option
 @handle_errors
 def command(models, runtime, provider, threads, batch, dims, inputs, seed, runs, min_time, warmup, time_limit,
-            optimization, samples, in_process, json_path):
+            optimization, samples, in_process, device_urls, devices_file, ssh_config, clean_device_cache, json_path):
     """Benchmark MODEL files (.onnx, .tflite) on ONNX Runtime or LiteRT.
 
     Reports load time, first inference, latency (min/p50/p90/p99/mean/std), throughput, the peak memory the
@@ -67,8 +83,19 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, runs,
     Examples:
       edgekit bench resnet.onnx
       edgekit bench resnet.onnx resnet_int8.onnx resnet.tflite --threads 1 --json bench.json
+      edgekit bench resnet.tflite --device ssh://pi@pi5.local --device local
     """
     import warnings
+
+    from edgekit.errors import UsageError
+    if device_urls or devices_file or clean_device_cache:
+        return _bench_on_devices(models, device_urls, devices_file, ssh_config, clean_device_cache, json_path,
+                                 dict(runtime=runtime, provider=provider, threads=threads, batch=batch,
+                                      dims=parse_dim_options(dims), inputs=inputs, seed=seed, runs=runs,
+                                      min_time=min_time, warmup=warmup, time_limit=time_limit, samples=samples,
+                                      optimization=optimization))
+    if not models:
+        raise UsageError("No model given.", hint="Name one or more .onnx/.tflite files.")
 
     from edgekit.bench import bench, error_from_dict
     from edgekit.runtimes.base import ProviderFallbackWarning
@@ -87,6 +114,78 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, runs,
         fail(error_from_dict(failed[0]["error"]))
 
 
+def _bench_on_devices(models, device_urls, devices_file, ssh_config, clean_device_cache, json_path, options):
+    from edgekit.bench import error_from_dict
+    from edgekit.errors import UsageError
+    from edgekit.remote import bench_devices, clean_devices, load_devices, parse_device
+    devices = load_devices(devices_file) if devices_file else []
+    settings = {"ssh_config": ssh_config} if ssh_config else {}
+    devices += [parse_device(url, **settings) for url in device_urls]
+    if ssh_config:
+        for d in devices:
+            d.ssh_config = d.ssh_config or ssh_config
+    if not devices:
+        raise UsageError("--clean-device-cache needs devices.", hint="Add --device ssh://user@host or --devices FILE.")
+    if not models:
+        if not clean_device_cache:
+            raise UsageError("No model given.", hint="Name one or more .onnx/.tflite files.")
+        report = clean_devices(devices)
+        for d in report["devices"]:
+            console.print(f"{escape(d['name'])}: " + (f"removed {d['removed']} cached file(s) from {escape(d['cache_dir'])}"
+                          if d["status"] == "ok" else f"[red]failed[/] {escape(d['error']['message'])}"))
+        emit_json(report, json_path)
+        return
+    with _Progress(len(models) * len(devices), options["runs"], options["min_time"]) as progress:
+        report = bench_devices(models, devices, clean_cache=clean_device_cache, progress=progress.update, **options)
+    if json_path != "-":
+        render_devices(report)
+    emit_json(report, json_path)
+    failed = [m for m in report["models"] if m["status"] != "ok"]
+    if failed:
+        fail(error_from_dict(failed[0]["error"]))
+
+
+def render_devices(report: dict) -> None:
+    """One row per device × model, ratios against the first row that ran."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from edgekit.envinfo import summary
+    table = Table(title="edgekit bench on devices", title_justify="left")
+    for name, justify in [("device", "left"), ("model", "left"), ("runtime", "left"), ("threads", "right"),
+                          ("load ms", "right"), ("p50 ms", "right"), ("p90 ms", "right"), ("p99 ms", "right"),
+                          ("mean ms", "right"), ("inf/s (1/mean)", "right"), ("peak mem Δ", "right"),
+                          ("p50 vs first", "right"), ("speed-up", "right")]:
+        table.add_column(name, justify=justify)
+    for row, ratio in zip(report["models"], report["comparison"]):
+        head = [escape(row["device"]), escape(Path(row["model"]).name)]
+        if row["status"] != "ok":
+            table.add_row(*head, f"[red]failed[/]: {escape(row['error']['message'])}", *[""] * 10)
+            continue
+        lat = row["latency"]
+        table.add_row(*head, f"{row['runtime']}/{row['provider']}", str(row["threads"]), _fmt_ms(row["load_ms"]),
+                      f"[bold]{_fmt_ms(lat['p50_ms'])}[/]", _fmt_ms(lat["p90_ms"]), _fmt_ms(lat["p99_ms"]),
+                      _fmt_ms(lat["mean_ms"]), _fmt_rate(row["throughput"]["inferences_per_s"]),
+                      f"{row['memory']['peak_rss_delta_mb']:.1f} MB",
+                      f"{ratio['p50_ratio']:.2f}×" if ratio.get("p50_ratio") else "-",
+                      f"{ratio['speedup']:.2f}×" if ratio.get("speedup") else "-")
+    out.print(table)
+    for d in report["devices"]:
+        if d["status"] == "ok":
+            up = d.get("uploads", [])
+            sent = f"; uploaded {len(up)} file(s), {_fmt_size(sum(u['bytes'] for u in up))}" if up else \
+                ("; models from its cache" if "uploads" in d else "")
+            out.print(f"[dim]{escape(d['name'])}: {escape(summary(d['environment']))}{escape(sent)}[/]")
+    for row in report["models"]:
+        for note in row.get("notes", []):
+            console.print(f"[yellow]note[/] {escape(row['device'])}: {escape(row['model'])}: {escape(note)}")
+    for row in [r for r in report["models"] if r["status"] != "ok"][1:]:
+        if row["error"].get("hint"):
+            console.print(f"[red]failed[/] {escape(row['device'])}: {escape(row['model'])}: "
+                          f"{escape(row['error']['hint'])}")
+
+
 class _Progress:
     """A rich progress bar per model; the timing phase advances by elapsed time against the expected time."""
 
@@ -96,8 +195,7 @@ class _Progress:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[phase]}"),
                                  TimeElapsedColumn(), console=console, transient=True)
         self.tasks: dict[int, int] = {}
-        self.expected_s = None
-        self.timing_started = None
+        self.timing: dict[int, tuple[float, float]] = {}  # row → (timing started, expected seconds)
 
     def __enter__(self):
         self.progress.__enter__()
@@ -113,7 +211,7 @@ class _Progress:
         idx, phase = event["index"], event["phase"]
         if phase == "start":
             self.tasks[idx] = self.progress.add_task(str(event["model"]), total=1.0, phase="starting")
-            self.timing_started = None
+            self.timing.pop(idx, None)
             return
         task = self.tasks.get(idx)
         if task is None:
@@ -123,13 +221,14 @@ class _Progress:
         elif phase == "timing":
             per_run_s = max(event.get("warmup_ms") or 0.0, 1e-6) / 1000
             if self.runs:
-                self.expected_s = self.runs * per_run_s
+                expected_s = self.runs * per_run_s
             else:
-                self.expected_s = max(self.min_time or DEFAULT_MIN_TIME, MIN_RUNS * per_run_s)
-            self.timing_started = time.monotonic()
+                expected_s = max(self.min_time or DEFAULT_MIN_TIME, MIN_RUNS * per_run_s)
+            self.timing[idx] = (time.monotonic(), expected_s)
             self.progress.update(task, phase="timing", completed=0.05)
-        elif phase == "tick" and self.timing_started is not None and self.expected_s:
-            frac = min(0.99, 0.05 + 0.95 * (time.monotonic() - self.timing_started) / self.expected_s)
+        elif phase == "tick" and idx in self.timing and self.timing[idx][1]:
+            started, expected_s = self.timing[idx]
+            frac = min(0.99, 0.05 + 0.95 * (time.monotonic() - started) / expected_s)
             self.progress.update(task, completed=frac)
         elif phase == "done":
             status = event["result"]["status"]
