@@ -66,7 +66,17 @@ def _fraction(text):
 @click.option("--max-drop", metavar="X", default=None,
               help="Accuracy budget (0.01 or 1%): keep the fewest layers in float so the metric stays within X.")
 @click.option("--max-float-layers", type=int, default=8, show_default=True, help="Search limit for --max-drop.")
-@click.option("--blame", is_flag=True, help="Rank layers by quantization error (automatic when the gate fails).")
+@click.option("--blame", is_flag=True, help="Rank quantized tensors (static QDQ) or layers by quantization error "
+              "(automatic when the gate fails).")
+@click.option("--equalize/--no-equalize", default=None,
+              help="Static: cross-layer equalization of Conv/Gemm/MatMul pairs first (exact in float; default: "
+                   "tried by --max-drop before keeping anything in float).")
+@click.option("--smoothquant/--no-smoothquant", default=None,
+              help="Static: SmoothQuant for MatMul/Gemm inputs with outlier channels, strength chosen by the metric "
+                   "(default: tried by --max-drop).")
+@click.option("--bias-correction/--no-bias-correction", default=None,
+              help="Static QDQ: empirical bias correction on the calibration data, kept where it helps (default: "
+                   "tried by --max-drop).")
 @click.option("--speed", type=click.Choice(["search", "check", "off"]), default="search", show_default=True,
               help="search: benchmark and keep slow-to-quantize layer types in float; check: compare only.")
 @click.option("--allow-slower", is_flag=True, help="Write the model even if it is slower than the float one.")
@@ -77,7 +87,7 @@ def _fraction(text):
 @handle_errors
 def command(model, output, mode, fmt, per_tensor, calibrate_method, activation_type, weight_type, reduce_range,
             exclude, calib, preprocess, eval_data, eval_fraction, batch_size, max_drop, max_float_layers, blame,
-            speed, allow_slower, threads, seed, force, json_path):
+            equalize, smoothquant, bias_correction, speed, allow_slower, threads, seed, force, json_path):
     """Quantize an ONNX model with an accuracy report, per-layer blame and a speed check against float.
 
     Exit code 6 (gate failed) when --max-drop cannot be met, or the result is slower than the float model
@@ -96,7 +106,8 @@ def command(model, output, mode, fmt, per_tensor, calibrate_method, activation_t
                               weight_type=weight_type, reduce_range=reduce_range, exclude=list(exclude), calib=calib,
                               preprocess=preprocess, eval_data=eval_data, eval_fraction=eval_fraction,
                               batch_size=batch_size, max_drop=_fraction(max_drop), max_float_layers=max_float_layers,
-                              blame=blame, speed=speed, allow_slower=allow_slower, threads=threads, seed=seed,
+                              blame=blame, equalize=equalize, smoothquant=smoothquant,
+                              bias_correction=bias_correction, speed=speed, allow_slower=allow_slower, threads=threads, seed=seed,
                               force=force, progress=_Bars(bars))
     except GateError:
         raise
@@ -107,7 +118,7 @@ def command(model, output, mode, fmt, per_tensor, calibrate_method, activation_t
 def render(result) -> None:
     plan, acc = result.plan, result.accuracy
     s = plan.summary()
-    what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.items() if k not in ("excluded_nodes", "kept_float"))
+    what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.items() if k not in ("excluded_nodes", "kept_float", "float_tensors"))
     console.print(f"Quantization: {what}.")
     hw = result.hardware
     if plan.mode != "fp16":
@@ -123,14 +134,29 @@ def render(result) -> None:
     if acc.accuracy is not None:
         out.print(f"Task accuracy: float {acc.float_accuracy:.2%}, quantized {acc.accuracy:.2%} "
                   f"(drop {acc.drop * 100:+.2f} points).")
+    if result.techniques:
+        tt = Table(title=f"Accuracy techniques ({acc.metric}, in the order tried)")
+        for col in ("technique", "applied", "before", "after", "gain", "detail"):
+            tt.add_column(col)
+        for t in result.techniques:
+            tt.add_row(t["technique"], "applied" if t["applied"] else "no", f"{t['before']:.4f}",
+                       "-" if t["after"] is None else f"{t['after']:.4f}",
+                       "-" if t["gain"] is None else f"{t['gain']:+.4f}", t["detail"])
+        out.print(tt)
     if result.blame:
-        bt = Table(title="Blame: layers by quantization error (worst first)")
-        for col in ("layer", "op", "local SQNR dB", "SQNR vs float dB", "drop if kept float"):
+        tensors = result.blame[0].tensor is not None
+        bt = Table(title=f"Blame: {'quantized tensors' if tensors else 'layers'} by quantization error (worst first)")
+        for col in (("module", "tensor", "kind", "producer op") if tensors else ("layer", "op")) + (
+                "local SQNR dB", "SQNR vs float dB", "drop if kept float"):
             bt.add_column(col)
         for r in result.blame[:10]:
-            bt.add_row(r.label, r.op_type, _db(r.local_sqnr_db), _db(r.sqnr_db),
+            first = (r.module or "-", r.tensor, r.kind, r.op_type) if tensors else (r.label, r.op_type)
+            bt.add_row(*first, _db(r.local_sqnr_db), _db(r.sqnr_db),
                        "-" if r.drop_if_float is None else f"{r.drop_if_float:+.4f}")
         out.print(bt)
+    if plan.float_tensors:
+        modules = result.data.get("float_tensor_modules", {})
+        console.print("Tensors kept in float: " + ", ".join(modules.get(t, t) for t in plan.float_tensors) + ".")
     if plan.keep_float:
         modules = result.data.get("float_modules", {})
         console.print("Kept in float: " + ", ".join(f"{modules[n]} ({n})" if n in modules else n

@@ -1,5 +1,9 @@
-"""Which layer lost the accuracy: per-layer SQNR of the quantized model's tensors against their float twins,
-and the measured effect of keeping each of the worst layers in float.
+"""Which tensor (or layer) lost the accuracy: SQNR of the quantized model's tensors against their float twins,
+and the measured effect of keeping each of the worst in float.
+
+Static QDQ models are blamed per quantized tensor (`tensor_sensitivity`: each activation's Q/DQ pair and each
+weight's DequantizeLinear), since that is where the error is added and what can be kept in float exactly
+(`edgekit.quantize.tensors`); dynamic, FP16 and QOperator models per layer (`layer_sensitivity`).
 
 For static QDQ a layer's *local* SQNR is that of its float output against the same values passed through
 the output's Quantize/Dequantize pair (the error that layer adds), averaged over channels; for dynamic and FP16 models it is derived from how much noise the layer adds
@@ -22,14 +26,24 @@ class LayerBlame:
     module: str | None
     local_sqnr_db: float
     sqnr_db: float  # cumulative, against the float model (mean over channels)
-    drop_if_float: float | None = None  # the accuracy metric's drop with only this layer kept in float
+    drop_if_float: float | None = None  # the accuracy metric's drop with only this layer/tensor kept in float
+    tensor: str | None = None  # tensor rows: the quantized tensor (node is its producer, or consumer for weights)
+    kind: str = "layer"  # layer | activation | weight
+
+    @property
+    def key(self) -> str:
+        """What keeping it in float names: the tensor for tensor rows, else the node."""
+        return self.tensor or self.node
 
     @property
     def label(self) -> str:
-        return self.module or self.node
+        if self.kind == "weight":
+            return f"{self.module or self.node} weight"
+        return self.module or self.tensor or self.node
 
     def as_dict(self) -> dict:
-        return {"node": self.node, "op_type": self.op_type, "module": self.module,
+        return {"kind": self.kind, "tensor": self.tensor, "node": self.node, "op_type": self.op_type,
+                "module": self.module,
                 "local_sqnr_db": _finite(self.local_sqnr_db), "sqnr_db": _finite(self.sqnr_db),
                 "drop_if_float": self.drop_if_float}
 
@@ -187,3 +201,68 @@ def _fake_quant(x: np.ndarray, scale: float, zp: int, qmin: int, qmax: int) -> n
         return np.zeros_like(x)
     q = np.clip(np.rint(x.astype(np.float64) / scale) + zp, qmin, qmax)
     return (q - zp) * scale
+
+
+def tensor_sensitivity(float_proto, quant_proto, batches: list[dict], *,
+                       threads: int | None = None) -> list[LayerBlame]:
+    """Every quantized tensor of a static QDQ model, worst (lowest local SQNR) first.
+
+    Local SQNR: the float value against the same value through the tensor's own Quantize/Dequantize (weights:
+    against the dequantized weight, the worse of the per-output and per-input channel means, so one input
+    channel rounded to zero shows). Cumulative SQNR: what the quantized model's consumers read, against float.
+    """
+    from edgekit.quantize.build import module_path
+    from edgekit.quantize.tensors import fake_quant_weight, quantized_tensors, weight_dequantizers
+    points = quantized_tensors(float_proto, quant_proto)
+    producers = {o: n for n in float_proto.graph.node for o in n.output}
+    float_consumers: dict[str, list] = {}
+    for n in float_proto.graph.node:
+        for i in n.input:
+            float_consumers.setdefault(i, []).append(n)
+    qnodes = list(quant_proto.graph.node)
+    consumers: dict[str, list] = {}
+    for n in qnodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    inits = {t.name: t for t in quant_proto.graph.initializer}
+    qparams, dq_of = {}, {}
+    for q in qnodes:
+        if q.op_type != "QuantizeLinear":
+            continue
+        dq = next((c for c in consumers.get(q.output[0], []) if c.op_type == "DequantizeLinear"), None)
+        name = q.input[0] if q.input[0] in points else (dq.output[0] if dq is not None else None)
+        if name in points and name not in qparams:
+            params = _qparams(q, inits)
+            if params is not None:
+                qparams[name] = params
+            if dq is not None:
+                dq_of[name] = dq.output[0]
+    acts = [t for t, kind in points.items() if kind == "activation"]
+    ref = _run_exposing(float_proto, acts, batches, threads)
+    got = _run_exposing(quant_proto, [dq_of[t] for t in acts if t in dq_of], batches, threads)
+    rows = []
+    for t in acts:
+        if t not in ref or t not in qparams:
+            continue
+        local = channel_sqnr_db(ref[t], _fake_quant(ref[t], *qparams[t]))
+        seen = got.get(dq_of.get(t))
+        cumulative = channel_sqnr_db(ref[t], seen) if seen is not None and seen.size == ref[t].size else local
+        node = producers.get(t)
+        rows.append(LayerBlame(node.name if node is not None else t, node.op_type if node is not None else "input",
+                               module_path(node) if node is not None else None, local, cumulative, tensor=t,
+                               kind="activation"))
+    from onnx import numpy_helper
+    float_inits = {i.name: i for i in float_proto.graph.initializer}
+    for t, dq in weight_dequantizers(float_proto, quant_proto).items():
+        w = numpy_helper.to_array(float_inits[t])
+        wq = fake_quant_weight(dq, inits)
+        if wq is None or wq.shape != w.shape:
+            continue
+        local = channel_sqnr_db(w, wq) if w.ndim < 2 else min(
+            channel_sqnr_db(np.moveaxis(w, a, 1), np.moveaxis(wq, a, 1)) for a in (0, 1))
+        user = (float_consumers.get(t) or [None])[0]
+        rows.append(LayerBlame(user.name if user is not None else t, user.op_type if user is not None else "weight",
+                               module_path(user) if user is not None else None, local, local, tensor=t,
+                               kind="weight"))
+    rows.sort(key=lambda r: (r.local_sqnr_db, r.sqnr_db))
+    return rows

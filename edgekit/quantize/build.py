@@ -34,11 +34,18 @@ class Plan:
     weight_type: str = "int8"
     reduce_range: bool = False
     exclude: tuple[str, ...] = ()  # user --exclude, resolved to node names
-    keep_float: tuple[str, ...] = ()  # chosen by blame/search/speed
+    keep_float: tuple[str, ...] = ()  # nodes chosen by blame/search (dynamic, fp16, QOperator) or the speed check
+    float_tensors: tuple[str, ...] = ()  # static QDQ: tensors whose Q/DQ is removed (edgekit.quantize.tensors)
+    equalize: bool = False  # cross-layer equalization of the float model first (edgekit.quantize.equalize)
+    smooth_alpha: float | None = None  # SmoothQuant strength, None: off
+    bias_correct: bool = False  # empirical bias correction after quantizing (edgekit.quantize.bias_correction)
     notes: tuple[str, ...] = ()
 
     def with_float(self, *nodes: str) -> "Plan":
         return replace(self, keep_float=tuple(dict.fromkeys((*self.keep_float, *nodes))))
+
+    def with_float_tensors(self, *tensors: str) -> "Plan":
+        return replace(self, float_tensors=tuple(dict.fromkeys((*self.float_tensors, *tensors))))
 
     @property
     def float_nodes(self) -> list[str]:
@@ -53,6 +60,9 @@ class Plan:
         elif self.mode == "dynamic":
             d.update(per_channel=self.per_channel, weight_type=self.weight_type, reduce_range=self.reduce_range)
         d.update(excluded_nodes=list(self.exclude), kept_float=list(self.keep_float))
+        if self.mode == "static":
+            d.update(float_tensors=list(self.float_tensors), equalized=self.equalize,
+                     smoothquant_alpha=self.smooth_alpha, bias_corrected=self.bias_correct)
         return d
 
 
@@ -191,6 +201,9 @@ def build(fm: FloatModel, plan: Plan, workdir: Path, calib_cache: Path | None = 
     if plan.mode == "static" and plan.fmt == "qdq" and plan.keep_float:
         tensors = {o for name in plan.keep_float if (n := fm.node(name)) is not None for o in n.output}
         strip_qdq(proto, tensors)
+    if plan.mode == "static" and plan.fmt == "qdq" and plan.float_tensors:
+        from edgekit.quantize.tensors import keep_float
+        keep_float(proto, fm.proto, plan.float_tensors)
     return proto
 
 

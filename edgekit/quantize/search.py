@@ -2,7 +2,7 @@
 whose quantization makes the model slower on this machine."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from edgekit.quantize.build import Plan
@@ -26,14 +26,17 @@ class SearchResult:
 
 
 def fewest_float_layers(base: Plan, ranked: list[str], drop_of: Callable[[Plan], float], max_drop: float,
-                        max_layers: int, progress=None) -> SearchResult:
+                        max_layers: int, progress=None, *, tensors: bool = False) -> SearchResult:
     """Greedy forward over the blame ranking until the drop is within `max_drop`, then backward elimination
-    (drop any kept layer the budget does not need), so the kept set is minimal for that ranking."""
+    (drop any kept item the budget does not need), so the kept set is minimal for that ranking.
+
+    Items are node names (Plan.keep_float) or, with `tensors`, quantized tensors (Plan.float_tensors)."""
     trials: list[Trial] = []
+    field_name = "float_tensors" if tensors else "keep_float"
 
     def ok(plan: Plan) -> bool:
         drop = drop_of(plan)
-        trials.append(Trial(list(plan.keep_float), drop, drop <= max_drop))
+        trials.append(Trial(list(getattr(plan, field_name)), drop, drop <= max_drop))
         if progress:
             progress.advance()
         return drop <= max_drop
@@ -42,14 +45,14 @@ def fewest_float_layers(base: Plan, ranked: list[str], drop_of: Callable[[Plan],
         return SearchResult(base, True, trials)
     plan, added = base, []
     for node in ranked[:max_layers]:
-        plan = plan.with_float(node)
+        plan = plan.with_float_tensors(node) if tensors else plan.with_float(node)
         added.append(node)
         if ok(plan):
             break
     else:
         return SearchResult(plan, False, trials)
     for node in list(added[:-1])[::-1]:
-        smaller = Plan(**{**plan.__dict__, "keep_float": tuple(n for n in plan.keep_float if n != node)})
+        smaller = replace(plan, **{field_name: tuple(n for n in getattr(plan, field_name) if n != node)})
         if ok(smaller):
             plan = smaller
     return SearchResult(plan, True, trials)

@@ -110,21 +110,32 @@ def test_blame_names_the_hard_layer_first(hard_mlp, tmp_path):
     assert r.blame[0].local_sqnr_db < min(b.local_sqnr_db for b in r.blame[1:]) - 10
 
 
-def test_max_drop_keeps_exactly_the_hard_layer_in_float(hard_mlp, tmp_path):
+def test_max_drop_without_rescaling_keeps_exactly_the_hard_output_tensor_in_float(hard_mlp, tmp_path):
     model, data = hard_mlp
     out = tmp_path / "q.onnx"
-    r = quantize(model, out, calib=str(data), speed="off", max_drop=0.01)
+    r = quantize(model, out, calib=str(data), speed="off", max_drop=0.01, equalize=False, smoothquant=False,
+                 bias_correction=False)
     assert r.accuracy.drop <= 0.01
-    kept = [b.module for b in r.blame if b.node in r.plan.keep_float]
-    assert kept == ["hard"] and len(r.plan.keep_float) == 1
-    assert _summary(out)["kept_float"] == list(r.plan.keep_float)
+    kept = [b.module for b in r.blame if b.tensor in r.plan.float_tensors]
+    assert kept == ["hard"] and len(r.plan.float_tensors) == 1 and r.plan.keep_float == ()
+    s = _summary(out)
+    assert s["float_tensors"] == list(r.plan.float_tensors) and s["techniques"][-1]["technique"] == "float tensors"
+
+
+def test_max_drop_tries_equalization_before_keeping_anything_in_float(hard_mlp, tmp_path):
+    model, data = hard_mlp
+    r = quantize(model, tmp_path / "q.onnx", calib=str(data), speed="off", max_drop=0.01)
+    assert r.accuracy.drop <= 0.01 and r.plan.float_tensors == () and r.plan.equalize
+    eq = r.techniques[0]
+    assert eq["technique"] == "equalization" and eq["applied"] and eq["after"] - eq["before"] > 0.05
 
 
 def test_unreachable_budget_fails_the_gate_and_writes_nothing(hard_mlp, tmp_path):
     model, data = hard_mlp
     out = tmp_path / "q.onnx"
     with pytest.raises(GateError, match="hard"):
-        quantize(model, out, calib=str(data), speed="off", max_drop=0.0001, max_float_layers=0)
+        quantize(model, out, calib=str(data), speed="off", max_drop=0.0001, max_float_layers=0, equalize=False,
+                 smoothquant=False, bias_correction=False)
     assert not out.exists()
 
 
