@@ -81,6 +81,19 @@ def reasons(report: dict) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def techniques(report: dict) -> list[tuple[str, list[str]]]:
+    """(variant, one line per accuracy technique the quantizer ran: metric before → after), once per variant."""
+    seen: dict[str, list[str]] = {}
+    for row in report["rows"]:
+        steps = ((row.get("details") or {}).get("techniques") or [])
+        if steps and row["variant"] not in seen:
+            seen[row["variant"]] = [
+                f"{t['technique']}: {t['metric']} {t['before']:.4f} → "
+                + ("–" if t.get("after") is None else f"{t['after']:.4f}")
+                + (" (applied)" if t["applied"] else " (not kept)") + f" — {t['detail']}" for t in steps]
+    return list(seen.items())
+
+
 def write_reports(report: dict, out: Path) -> None:
     plots = _plots(report, out)
     report["plots"] = [p.name for p in plots]
@@ -97,6 +110,10 @@ def _markdown(report: dict) -> str:
     for row in report["rows"]:
         lines.append("| " + " | ".join(cell(row, k).replace("|", "/") for k, _ in COLUMNS) + " |")
     lines += ["", FIGURES_NOTE]
+    if techniques(report):
+        lines += ["", "## Quantization accuracy techniques", ""]
+        for variant, steps in techniques(report):
+            lines += [f"- **{variant}**"] + [f"  - {s}" for s in steps]
     if reasons(report):
         lines += ["", "## Why some variants are not ok", ""]
         for variant, reason in reasons(report):
@@ -130,6 +147,8 @@ figure{{display:inline-block;margin:1em;vertical-align:top}}img{{max-width:100%}
 <table id="variants"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <p class="note">{html.escape(FIGURES_NOTE)}</p>
 <div id="plots">{images}</div>
+{"".join(f"<h3>{html.escape(v)}: accuracy techniques</h3><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in steps)
+         + "</ul>" for v, steps in techniques(report))}
 {"".join(f"<h3>{html.escape(v)}</h3><pre>{html.escape(r)}</pre>" for v, r in reasons(report))}
 </body></html>
 """

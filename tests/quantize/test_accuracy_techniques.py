@@ -154,3 +154,13 @@ def test_smoothquant_restores_the_transformer(tmp_path):
     assert r.accuracy.drop <= 0.01 and r.plan.smooth_alpha is not None
     sq = next(t for t in r.techniques if t["technique"] == "smoothquant")
     assert sq["applied"] and sq["after"] > sq["before"] and "LayerNorm" not in sq["detail"]
+
+
+def test_pipeline_report_lists_each_variants_techniques():
+    from edgekit.pipeline.report import techniques
+    step = {"technique": "equalization", "metric": "accuracy", "before": 0.1, "after": 0.95, "applied": True,
+            "gain": 0.85, "detail": "1 pair(s): conv1 → conv2"}
+    rows = [{"variant": "onnx-int8", "details": {"techniques": [step]}},
+            {"variant": "onnx-int8", "details": {"techniques": [step]}}, {"variant": "onnx-fp32", "details": {}}]
+    assert techniques({"rows": rows}) == [
+        ("onnx-int8", ["equalization: accuracy 0.1000 → 0.9500 (applied) — 1 pair(s): conv1 → conv2"])]
