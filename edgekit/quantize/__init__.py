@@ -152,7 +152,8 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
                 if p.bias_correct:
                     from edgekit.quantize.bias_correction import correct_biases
                     proto, _ = correct_biases(vfm.proto, proto, variants.calibration_batches(), threads=threads)
-                built.clear() if len(built) > 64 else None
+                if len(built) > 64:  # bounded memory over a long search
+                    built.clear()
                 built[p] = proto.SerializeToString()
             return built[p]
 
