@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from edgekit.converters.tflite.lowerings._common import (VALID, const_of, nhwc_paddings, onnx_pads, padded_nhwc,
+from edgekit.converters.tflite.lowerings._common import (SAME, VALID, const_of, nhwc_paddings, onnx_pads, padded_nhwc,
                                                          require_rank, spatial, tflite_padding)
 from edgekit.converters.tflite.quantization import bias_const, channels, weight_const
 from edgekit.converters.tflite.registry import Unsupported, lowering
@@ -72,50 +72,110 @@ def _grouped(b, src, w, bias_value, weight, bias, group, y, options) -> None:
     b.emit("CONCATENATION", outs, [b.out(y)], axis=3)
 
 
-@lowering("ConvTranspose", emits=("TRANSPOSE_CONV", "SLICE"), layout="nhwc", dynamic_batch=False, dtypes=CONV_DTYPES)
+@lowering("ConvTranspose", emits=("TRANSPOSE_CONV", "SLICE", "SPLIT", "CONCATENATION"), layout="nhwc",
+          dynamic_batch=False, dtypes=CONV_DTYPES)
 def conv_transpose(b, x, w, bias=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
                    output_padding=None, output_shape=None, pads=None, strides=None):
+    """TRANSPOSE_CONV computes the full transposed convolution cropped to `output_shape` from a begin its padding
+    fixes (VALID: 0, SAME: TFLite's rule); positions past the full result hold the bias, as in ONNX. Other begins
+    compute a longer output and SLICE it; dilation becomes a kernel with zeros between its taps."""
     require_rank(x, 4, "2-D transposed convolution (4-D input)")
     weight = const_of(w, "weight")
-    if group != 1:
-        raise Unsupported(f"group={group} (TFLite TRANSPOSE_CONV has no groups)")
-    if any(d != 1 for d in dilations or [1, 1]):
-        raise Unsupported(f"dilations={dilations} (TFLite TRANSPOSE_CONV has no dilation)")
-    cout = weight.shape[1]
+    dilations, strides = list(dilations or [1, 1]), list(strides or [1, 1])
+    if any(d != 1 for d in dilations):
+        if w.quant is not None:
+            raise Unsupported(f"dilations={dilations} with int8 weights")
+        weight = _dilated(weight, dilations)
+    if group != 1 and w.quant is not None:
+        raise Unsupported(f"group={group} with int8 weights (their per-channel parameters would need regrouping)")
+    cout = weight.shape[1] * group
     bias_value = bias
     bias = const_of(bias, "bias", np.zeros(cout, np.float32))
     y = b.outputs[0]
-    strides = strides or [1, 1]
     kernel, in_hw, out_hw = list(weight.shape[2:]), spatial(x), spatial(y)
-    begins = _transpose_begins(in_hw, kernel, strides, pads, auto_pad, out_hw)
-    w_t = weight_const(b, w, weight.transpose(1, 2, 3, 0), 0)
-    b_t = bias_const(b, bias_value, bias)
-    options = dict(strideH=strides[0], strideW=strides[1])
-    if _same_matches(in_hw, kernel, strides, begins, out_hw):
-        b.emit("TRANSPOSE_CONV", [b.ints(y.phys_shape, "output_shape"), w_t, b.t(x), b_t], [b.out(y)],
-               padding=0, **options)
-        return
-    full = [(n - 1) * s + k for n, s, k in zip(in_hw, strides, kernel)]
-    if any(bg + o > f for bg, o, f in zip(begins, out_hw, full)):
-        raise Unsupported(f"output_padding={output_padding} extends past the transposed convolution's full output")
+    begins = _transpose_begins(in_hw, kernel, strides, pads, auto_pad, output_padding, output_shape, out_hw)
+    if any(bg < 0 for bg in begins):
+        raise Unsupported(f"an output starting {[-bg for bg in begins]} before the transposed convolution's first "
+                          "position (a negative begin padding)")
+    plan = _transpose_plan(in_hw, strides, kernel, begins, out_hw)
+    if plan is None:
+        raise Unsupported(f"an output of {out_hw} starting at {begins} in the full transposed convolution, which no "
+                          "TRANSPOSE_CONV output size reaches (it must match the input size by TFLite's conv rule)")
+    padding, computed, offsets = plan
     n, c = y.phys_shape[0], y.phys_shape[3]
-    whole = b.like(y, [n, full[0], full[1], c], hint="full")
-    b.emit("TRANSPOSE_CONV", [b.ints([n, full[0], full[1], c], "output_shape"), w_t, b.t(x), b_t], [whole],
-           padding=VALID, **options)
-    b.emit("SLICE", [whole, b.ints([0, begins[0], begins[1], 0], "begin"), b.ints([n, out_hw[0], out_hw[1], c], "size")],
-           [b.out(y)])
+    whole = b.out(y) if computed == out_hw and not any(offsets) else b.like(y, [n, *computed, c], hint="uncropped")
+    options = dict(padding=padding, strideH=strides[0], strideW=strides[1])
+    if group == 1:
+        b.emit("TRANSPOSE_CONV", [b.ints([n, *computed, c], "output_shape"), weight_const(b, w, weight.transpose(1, 2, 3, 0), 0), b.t(x),
+                                  bias_const(b, bias_value, bias)], [whole], **options)
+    else:
+        _grouped_transpose(b, x, weight, bias, group, whole, [n, *computed, c], options)
+    if whole != b.out(y):
+        b.emit("SLICE", [whole, b.ints([0, *offsets, 0], "begin"), b.ints([n, *out_hw, c], "size")], [b.out(y)])
 
 
-def _transpose_begins(in_hw, kernel, strides, pads, auto_pad, out_hw) -> list:
+def _grouped_transpose(b, x, weight, bias, group, whole, whole_shape, options) -> None:
+    """SPLIT the input channels, one TRANSPOSE_CONV per group, CONCATENATION of their outputs (float weights)."""
+    n, h, width, cin = x.phys_shape
+    parts = [b.like(x, [n, h, width, cin // group], hint=f"group{i}") for i in range(group)]
+    b.emit("SPLIT", [b.ints(3, "axis"), b.t(x)], parts, numSplits=group)
+    per_in, per_out = cin // group, weight.shape[1]
+    shape_i = b.ints([*whole_shape[:3], per_out], "group_output_shape")
+    outs = []
+    for i, part in enumerate(parts):
+        w_i = weight[i * per_in:(i + 1) * per_in].transpose(1, 2, 3, 0)
+        out = b.temp([*whole_shape[:3], per_out], hint=f"group{i}_out")
+        b.emit("TRANSPOSE_CONV", [shape_i, b.const(w_i, np.float32, f"weight{i}"), part,
+                                  b.const(bias[i * per_out:(i + 1) * per_out], np.float32, f"bias{i}")], [out],
+               **options)
+        outs.append(out)
+    b.emit("CONCATENATION", outs, [whole], axis=3)
+
+
+def _dilated(weight: np.ndarray, dilations) -> np.ndarray:
+    """The kernel with dilation-1 zeros between its taps: the same transposed convolution without dilation."""
+    kh, kw = weight.shape[2:]
+    out = np.zeros((*weight.shape[:2], (kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1), weight.dtype)
+    out[:, :, ::dilations[0], ::dilations[1]] = weight
+    return out
+
+
+def _transpose_begins(in_hw, kernel, strides, pads, auto_pad, output_padding, output_shape, out_hw) -> list:
+    """Where the ONNX output starts in the full transposed convolution (kernel already dilated)."""
+    output_padding = list(output_padding or [0, 0])
+    full = [(n - 1) * s + k + p for n, s, k, p in zip(in_hw, strides, kernel, output_padding)]
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        totals = [(n - 1) * s + k - o for n, s, k, o in zip(in_hw, strides, kernel, out_hw)]
-        return [t // 2 if auto_pad == "SAME_LOWER" else t - t // 2 for t in totals]
+        totals = [f - o for f, o in zip(full, out_hw)]
+        if any(t < 0 for t in totals):
+            raise Unsupported(f"auto_pad={auto_pad} with an output larger than the full transposed convolution")
+        return [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
+    if auto_pad not in ("NOTSET", "VALID"):
+        raise Unsupported(f"auto_pad={auto_pad!r} is not an ONNX value")
+    if output_shape is not None and any(f > o for f, o in zip(full, out_hw)) and not any(pads or []):
+        raise Unsupported(f"output_shape={list(output_shape)} smaller than the full transposed convolution {full}: "
+                          "where it starts is not fixed (the spec splits the difference, the reference starts at 0)",
+                          hint="Give explicit pads instead of output_shape.")
     return list(pads[:2]) if pads and auto_pad == "NOTSET" else [0, 0]
 
 
-def _same_matches(in_hw, kernel, strides, begins, out_hw) -> bool:
-    for n, k, s, bg, o in zip(in_hw, kernel, strides, begins, out_hw):
-        total = max((n - 1) * s + k - o, 0)
-        if o != n * s or bg != total // 2:
-            return False
-    return True
+def _transpose_plan(in_hw, strides, kernel, begins, out_hw):
+    """(padding, computed size, slice offsets) for TRANSPOSE_CONV, or None.
+
+    TRANSPOSE_CONV refuses (and XNNPACK silently mis-sizes) an output size C whose forward convolution does not give
+    the input size back: VALID needs (C - k) // s + 1 == n, SAME ceil(C / s) == n. Under VALID the output starts at
+    the full result's position 0; under SAME at max(0, (n - 1) * s + k - C) // 2. Positions past the full result hold
+    the bias, as ONNX's output_padding region does. The smallest C covering [begin, begin + out) is taken.
+    """
+    for padding in (SAME, VALID):
+        sizes, offsets = [], []
+        for n, s, k, bg, o in zip(in_hw, strides, kernel, begins, out_hw):
+            low, high = ((n - 1) * s + 1, n * s) if padding == SAME else ((n - 1) * s + k, (n - 1) * s + k + s - 1)
+            for size in range(max(low, 1), high + 1):
+                start = max(0, (n - 1) * s + k - size) // 2 if padding == SAME else 0
+                if start <= bg and bg + o <= start + size:
+                    sizes.append(size)
+                    offsets.append(bg - start)
+                    break
+        if len(sizes) == 2:
+            return padding, sizes, offsets
+    return None

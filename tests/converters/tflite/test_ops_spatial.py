@@ -18,6 +18,8 @@ def resize(attrs: str, args: str = "x, , s") -> str:
     return f"y = Resize <{attrs}> ({args})"
 
 
+CONV_W = {"w": f32(4, 3, 3, 3), "b": f32(4)}
+CT_W = {"w": f32(3, 2, 3, 3), "b": f32(2)}
 NHWC_NN = {"TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR"}
 NHWC_BL = {"TRANSPOSE", "RESIZE_BILINEAR"}
 GATHERED = {"TRANSPOSE", "GATHER"}
@@ -66,6 +68,33 @@ ROWS = [
         inputs="float[1,3,5,7] x", id="opset10_downsample_ceils"),
     Row("Upsample", 9, "y = Upsample <mode=\"linear\"> (x, s)", ops=NHWC_BL, inits={"s": scales(1, 1, 2, 3)},
         id="opset9_linear"),
+    # --- Conv: TFLite SAME/VALID where they reproduce the pads, else PAD first
+    Row("Conv", 13, "y = Conv <strides=[2,2], auto_pad=\"SAME_LOWER\"> (x, w, b)", ops={"TRANSPOSE", "PAD", "CONV_2D"},
+        inits=CONV_W, id="same_lower_stride2"),
+    Row("Conv", 13, "y = Conv <pads=[0,1,2,1]> (x, w, b)", ops={"TRANSPOSE", "PAD", "CONV_2D"}, inits=CONV_W,
+        id="asymmetric_pads"),
+    Row("Conv", 13, "y = Conv <auto_pad=\"VALID\", strides=[2,1], dilations=[1,2]> (x, w, b)",
+        ops={"TRANSPOSE", "CONV_2D"}, inits=CONV_W, id="valid_strided_dilated"),
+    Row("Conv", 13, "y = Conv <dilations=[2,2], pads=[0,1,2,3], strides=[1,2]> (x, w, b)",
+        ops={"TRANSPOSE", "PAD", "CONV_2D"}, inits=CONV_W, id="dilated_asymmetric_pads"),
+    Row("Conv", 11, "y = Conv <group=3, auto_pad=\"SAME_UPPER\", strides=[2,2]> (x, w)",
+        ops={"TRANSPOSE", "DEPTHWISE_CONV_2D"}, inits={"w": f32(3, 1, 4, 4)}, id="depthwise_even_kernel_same"),
+    # --- ConvTranspose: one TRANSPOSE_CONV when its output size and padding reach the ONNX window, else SLICE
+    Row("ConvTranspose", 13, "y = ConvTranspose <strides=[2,2], auto_pad=\"SAME_UPPER\"> (x, w, b)",
+        ops={"TRANSPOSE", "TRANSPOSE_CONV"}, inits=CT_W, id="same_upper"),
+    Row("ConvTranspose", 13, "y = ConvTranspose <strides=[2,2], auto_pad=\"SAME_LOWER\"> (x, w, b)",
+        ops={"TRANSPOSE", "TRANSPOSE_CONV", "SLICE"}, inits=CT_W, id="same_lower"),
+    Row("ConvTranspose", 13, "y = ConvTranspose <strides=[2,3], pads=[0,1,2,0]> (x, w, b)",
+        ops={"TRANSPOSE", "TRANSPOSE_CONV", "SLICE"}, inits=CT_W, id="asymmetric_pads"),
+    Row("ConvTranspose", 13, "y = ConvTranspose <strides=[3,2], output_shape=[26,18]> (x, w, b)",
+        ops={"TRANSPOSE", "TRANSPOSE_CONV"}, inits=CT_W, id="output_shape_past_full"),
+    Row("ConvTranspose", 13, "y = ConvTranspose <strides=[2,2], output_padding=[1,0]> (x, w, b)",
+        ops={"TRANSPOSE", "TRANSPOSE_CONV"}, inits=CT_W, id="output_padding_valid"),
+    Row("ConvTranspose", 13, "y = ConvTranspose <dilations=[2,2], pads=[1,1,1,1]> (x, w, b)",
+        ops={"TRANSPOSE", "TRANSPOSE_CONV", "SLICE"}, inits=CT_W, id="dilated"),
+    Row("ConvTranspose", 13, "y = ConvTranspose <group=3, strides=[2,2]> (x, w, b)",
+        ops={"TRANSPOSE", "SPLIT", "TRANSPOSE_CONV", "CONCATENATION"}, inits={"w": f32(3, 2, 3, 3), "b": f32(6)},
+        id="grouped"),
 ]
 
 
@@ -89,6 +118,12 @@ def test_align_corners_with_a_fractional_resized_length_is_refused():
     """8 x 0.6 = 4.8: the ONNX reference divides by 3.8, ONNX Runtime by 3 (the output size 4 minus 1)."""
     reason = refusal(resize('mode="linear", coordinate_transformation_mode="align_corners"'), s=scales(1, 1, 0.6, 0.6))
     assert "resized length 4.8 is fractional" in reason
+
+
+def test_transposed_convolution_with_an_ambiguous_output_shape_is_refused():
+    """output_shape below the full result without pads: the spec and the reference start it at different places."""
+    reason = refusal("y = ConvTranspose <strides=[2,2], output_shape=[14,14]> (x, w)", w=f32(3, 2, 3, 3))
+    assert "where it starts is not fixed" in reason
 
 
 def test_interpolating_int8_data_without_a_matching_builtin_is_refused():
