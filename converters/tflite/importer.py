@@ -60,24 +60,11 @@ def _topologically_sorted(model):
     """The model with its nodes in dependency order (ONNX Runtime runs unsorted graphs, e.g. the float16 models its
     converter writes with Casts appended last; the checker refuses them). Unchanged if already sorted or cyclic."""
     import onnx
-    g = model.graph
-    nodes = list(g.node)
-    produced = {o for n in nodes for o in n.output}
-    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
-    order, pending = [], list(range(len(nodes)))
-    while pending:  # stable: a sorted graph comes out in one sweep, unchanged
-        left = []
-        for i in pending:
-            if all(x in ready or x not in produced for x in nodes[i].input):
-                order.append(i)
-                ready.update(nodes[i].output)
-            else:
-                left.append(i)
-        if len(left) == len(pending):
-            return model  # a cycle: leave it to the checker
-        pending = left
-    if order == list(range(len(nodes))):
-        return model
+    from edgekit.onnx_io import dependency_order
+    order = dependency_order(model.graph)
+    if order is None or order == list(range(len(model.graph.node))):
+        return model  # a cycle is left to the checker
+    nodes = list(model.graph.node)
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     del fixed.graph.node[:]
