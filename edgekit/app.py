@@ -13,7 +13,7 @@ import numpy as np
 
 from edgekit.errors import UsageError
 
-__all__ = ["load", "Model", "Outputs", "Prediction", "Preprocess", "Postprocess", "resize"]
+__all__ = ["load", "Model", "Outputs", "Prediction", "Detections", "Preprocess", "Postprocess", "resize"]
 
 IMAGE_LAYOUTS = ("NCHW", "NHWC")
 RESIZE_METHODS = ("bilinear", "area", "nearest")
@@ -43,8 +43,9 @@ class Preprocess:
     std: tuple[float, ...] | None = None
     layout: str | None = None            # the model input's layout: NCHW, NHWC, NTC, NCT, ...
     dtype: str | None = None             # defaults to the model input's dtype
+    letterbox: bool = False              # images: keep the aspect ratio, pad the rest (grey 114, as YOLO models)
 
-    KEYS = ("input", "kind", "resize", "resize_method", "color", "scale", "mean", "std", "layout", "dtype")
+    KEYS = ("input", "kind", "resize", "resize_method", "color", "scale", "mean", "std", "layout", "dtype", "letterbox")
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], inputs: Sequence) -> "Preprocess":
@@ -65,7 +66,8 @@ class Preprocess:
                   color=_choice(spec["color"], COLORS, "color") if spec.get("color") else None,
                   scale=_number(spec.get("scale"), "scale"), mean=_floats(spec.get("mean"), "mean"),
                   std=_floats(spec.get("std"), "std"), layout=layout,
-                  dtype=_dtype_name(spec.get("dtype") or np.dtype(info.dtype).name))
+                  dtype=_dtype_name(spec.get("dtype") or np.dtype(info.dtype).name),
+                  letterbox=_bool(spec.get("letterbox", False), "letterbox"))
         pre._check(info)
         return pre
 
@@ -108,7 +110,8 @@ class Preprocess:
         return rest + ("C" if "C" in self.layout else "")
 
     def as_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k in self.KEYS if (v := getattr(self, k)) is not None}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k in self.KEYS
+                if (v := getattr(self, k)) is not None and (k != "letterbox" or v)}
 
     def apply(self, data, info) -> np.ndarray:
         """Raw data (an array, or a list of images of any sizes) → the model's input array."""
@@ -163,7 +166,7 @@ class Preprocess:
         if self.color == "bgr" and img.shape[2] == 3:
             img = img[:, :, ::-1]
         if size is not None and tuple(img.shape[:2]) != tuple(size):
-            img = resize(img, size, self.resize_method)
+            img = letterbox(img, size, self.resize_method)[0] if self.letterbox else resize(img, size, self.resize_method)
         return img
 
     def _normalize(self, x: np.ndarray) -> np.ndarray:
@@ -213,6 +216,15 @@ class Prediction(NamedTuple):
     label: str
     index: int
     score: float
+
+
+class Detections(NamedTuple):
+    """One image's detections, best first: boxes [n, 4] (x1, y1, x2, y2 in the image's pixels), scores [n],
+    classes [n] and their labels."""
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    labels: list
 
 
 class Outputs(dict):
@@ -298,6 +310,59 @@ class Model:
         if top_k is not None:
             return [preds[:top_k] for preds in self._top_k(result[self._post().output], top_k)]
         return result.top_k
+
+    def detect(self, image, conf: float = 0.25, iou: float = 0.45, max_det: int = 100) -> Detections:
+        """Boxes in one RGB image (HxWx3, uint8 0-255 or float): resize or letterbox as the preprocessing says (default:
+        plain resize, scale 1/255), run, then decode + NMS in numpy when the model ends in a yolo-format head
+        [1, 4 + C, A]. A model with NMS inside (outputs boxes/scores/classes/count, see edgekit.detection.append_nms)
+        already applied its own iou and conf: `conf` can only raise its threshold and `max_det` cut its list."""
+        from edgekit import detection
+        detection.check_thresholds(conf, iou, max_det)
+        pre = self._detection_preprocess()
+        info = next(i for i in self.inputs if i.name == pre.input)
+        img = _rgb_image(image, pre._channels(info))
+        size = pre.resize or pre._model_hw(info) or img.shape[:2]
+        fitted, gain, pad = letterbox(img, size, pre.resize_method) if pre.letterbox else \
+            (resize(img, size, pre.resize_method), (size[0] / img.shape[0], size[1] / img.shape[1]), (0.0, 0.0))
+        result = self._run({pre.input: pre.apply(fitted, info)})
+        found = self._detections(result, conf, iou, max_det)
+        boxes = found["boxes"].astype(np.float32).reshape(-1, 4)
+        boxes = (boxes - np.float32([pad[1], pad[0], pad[1], pad[0]])) / np.float32([gain[1], gain[0], gain[1], gain[0]])
+        boxes = np.clip(boxes, 0, np.float32([img.shape[1], img.shape[0], img.shape[1], img.shape[0]]))
+        classes = found["classes"].astype(np.int64)
+        labels = [self.labels[c] if self.labels and 0 <= c < len(self.labels) else str(int(c)) for c in classes]
+        return Detections(boxes, found["scores"].astype(np.float32), classes, labels)
+
+    def _detection_preprocess(self) -> Preprocess:
+        if self.preprocessing is not None:
+            if self.preprocessing.kind != "image":
+                raise UsageError(f"The model '{self.source}' declares {self.preprocessing.kind} preprocessing; detect() "
+                                 "needs an image input.", hint="Declare kind=image with layout NCHW or NHWC.")
+            return self.preprocessing
+        image_inputs = [i for i in self.inputs if len(i.shape) == 4]
+        if len(self.inputs) != 1 or not image_inputs:
+            raise UsageError(f"detect() needs a model with one image input; '{self.source}' takes "
+                             f"{[i.describe()['shape'] for i in self.inputs]}.")
+        info = image_inputs[0]
+        layout = "NCHW" if info.shape[1] in (1, 3) else "NHWC"
+        return Preprocess.from_spec({"kind": "image", "layout": layout, "scale": 1 / 255}, self.inputs)
+
+    def _detections(self, result: dict, conf: float, iou: float, max_det: int) -> dict:
+        from edgekit import detection
+        names = {o.name for o in self.outputs}
+        if set(detection.OUTPUT_NAMES) <= names:
+            found = detection.unpad({k: _dequantize(result[k], next(o for o in self.outputs if o.name == k))
+                                     for k in detection.OUTPUT_NAMES})
+            keep = found["scores"] > conf
+            return {k: v[keep][:max_det] for k, v in found.items()}
+        heads = [o for o in self.outputs if len(o.shape) == 3 and isinstance(o.shape[1], int) and o.shape[1] >= 5]
+        if len(heads) != 1:
+            raise UsageError(f"The model '{self.source}' has no detection output: expected boxes/scores/classes/count "
+                             f"(NMS inside) or one head [1, 4 + classes, anchors]; it has "
+                             f"{[(o.name, o.describe()['shape']) for o in self.outputs]}.",
+                             hint="Export the detector's decoded head, or append NMS with `edgekit export --nms`.")
+        head = _dequantize(result[heads[0].name], heads[0])
+        return detection.postprocess_head(head, conf, iou, max_det)
 
     def _preprocess(self, feeds):
         if self.preprocessing is None:
@@ -409,6 +474,40 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def letterbox(img: np.ndarray, size: Sequence[int], method: str = "bilinear", fill: float = 114.0):
+    """Resize keeping the aspect ratio and pad to size=(h, w) centred: (image, (gain_y, gain_x), (pad_y, pad_x))."""
+    h, w = int(size[0]), int(size[1])
+    gain = min(h / img.shape[0], w / img.shape[1])
+    nh, nw = max(1, round(img.shape[0] * gain)), max(1, round(img.shape[1] * gain))
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out = np.full((h, w, img.shape[2]), fill, np.float32)
+    out[top:top + nh, left:left + nw] = resize(img, (nh, nw), method) if (nh, nw) != img.shape[:2] else img
+    return out, (nh / img.shape[0], nw / img.shape[1]), (float(top), float(left))
+
+
+def _rgb_image(image, channels: int | None) -> np.ndarray:
+    """An HxWx3 float image from an array or a PIL image; clear errors for what is not an RGB image."""
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
+        if image.mode not in ("RGB", "RGBA"):
+            raise UsageError(f"The image is in PIL mode '{image.mode}'; the model takes RGB images.",
+                             hint="Convert it with image.convert('RGB') if that is what you mean.")
+        image = np.asarray(image.convert("RGB"))
+    if not isinstance(image, np.ndarray) or image.dtype.kind not in "uif" or image.size == 0:
+        raise UsageError(f"detect() takes one image as an HxWx3 numpy array (or a PIL image); got "
+                         f"{type(image).__name__}{' of ' + str(image.dtype) if isinstance(image, np.ndarray) else ''}.",
+                         hint="Decode the file first, e.g. numpy.asarray(PIL.Image.open(path).convert('RGB')).")
+    if image.ndim == 2 or image.ndim == 3 and image.shape[2] == 1:
+        if channels == 3:
+            raise UsageError(f"The image is grayscale (shape {list(image.shape)}); the model takes RGB images.",
+                             hint="Give an HxWx3 RGB image (np.repeat(gray[..., None], 3, axis=2) if that is meant).")
+        image = image.reshape(image.shape[0], image.shape[1], 1)
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
+        raise UsageError(f"An image must be HxWx3 (RGB) or HxWx4 (RGBA), got shape {list(image.shape)}.")
+    if not np.all(np.isfinite(image)):
+        raise UsageError("The image holds NaN or infinite values.")
+    return image[:, :, :3].astype(np.float32)
 
 
 def resize(img: np.ndarray, size: Sequence[int], method: str = "bilinear") -> np.ndarray:

@@ -16,7 +16,7 @@ class ZooEntry:
     inputs: tuple  # ((name, shape, dtype), ...)
     outputs: tuple  # output names
     family: str
-    task: str = "classification"  # classification | regression | generation
+    task: str = "classification"  # classification | regression | generation | detection
     dynamic_axes: dict = field(default_factory=dict)  # {input: {dim: label}} validated at two sizes
     description: str = ""
 
@@ -52,6 +52,10 @@ ZOO = {e.name: e for e in [
              task="generation", description="VAE decoder from a latent vector"),
     ZooEntry("gan_generator", "generative:gan_generator", (("z", (1, 64), "float32"),), ("image",), "gan",
              task="generation", description="GAN generator: Linear, ConvTranspose, Upsample, BatchNorm, Tanh"),
+    ZooEntry("detector", "detection:tiny_detector", (("image", (1, 3, 64, 64), "float32"),), ("detections",),
+             "detection", task="detection",
+             description="YOLO-style anchor-free detector (DFL box bins, grid decode) for 64x64 synthetic shapes; "
+                         "train with edgekit.zoo.detection.train"),
     ZooEntry("gan_discriminator", "generative:gan_discriminator", (("image", (1, 1, 28, 28), "float32"),),
              ("score",), "gan", description="GAN discriminator: Conv, LeakyReLU, Sigmoid"),
 ]}

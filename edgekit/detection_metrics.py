@@ -1,0 +1,95 @@
+"""Detection metrics: how far two detectors agree box for box, and mAP@0.5 against labels (numpy only).
+
+A detection set is a dict with boxes [n, 4] (xyxy), scores [n] and classes [n], per image. Agreement matches a
+candidate's boxes to the reference's greedily by score (IoU >= 0.5, same class): precision = matched / candidate
+count, recall = matched / reference count. mAP@0.5 is VOC-style all-point interpolated AP, averaged over the classes
+that have labels.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edgekit.detection import iou_matrix
+
+
+@dataclass
+class DetectionAgreement:
+    precision: float
+    recall: float
+    matched: int
+    reference: int
+    candidate: int
+    mean_iou: float  # over the matched pairs
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _match(ref: dict, got: dict, threshold: float) -> list:
+    """Greedy by candidate score: (candidate index, reference index, IoU) of each match."""
+    ref_boxes, got_boxes = np.asarray(ref["boxes"]).reshape(-1, 4), np.asarray(got["boxes"]).reshape(-1, 4)
+    if not len(ref_boxes) or not len(got_boxes):
+        return []
+    ious = iou_matrix(got_boxes, ref_boxes)
+    same = np.asarray(got["classes"]).reshape(-1, 1) == np.asarray(ref["classes"]).reshape(1, -1)
+    ious = np.where(same, ious, 0.0)
+    taken, pairs = set(), []
+    for g in np.argsort(-np.asarray(got.get("scores", np.ones(len(got_boxes)))), kind="stable"):
+        for r in np.argsort(-ious[g], kind="stable"):
+            if ious[g, r] < threshold:
+                break
+            if r not in taken:
+                taken.add(r)
+                pairs.append((int(g), int(r), float(ious[g, r])))
+                break
+    return pairs
+
+
+def agreement(reference: list, candidate: list, iou: float = 0.5) -> DetectionAgreement:
+    """Matched-box agreement of `candidate` with `reference` over images (lists of detection sets, or one set)."""
+    if isinstance(reference, dict):
+        reference, candidate = [reference], [candidate]
+    matched = n_ref = n_got = 0
+    ious = []
+    for ref, got in zip(reference, candidate, strict=True):
+        pairs = _match(ref, got, iou)
+        matched += len(pairs)
+        ious += [p[2] for p in pairs]
+        n_ref += len(np.asarray(ref["boxes"]).reshape(-1, 4))
+        n_got += len(np.asarray(got["boxes"]).reshape(-1, 4))
+    return DetectionAgreement(matched / n_got if n_got else 1.0, matched / n_ref if n_ref else 1.0, matched, n_ref,
+                              n_got, float(np.mean(ious)) if ious else 1.0)
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[1.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    steps = np.nonzero(r[1:] != r[:-1])[0]
+    return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
+
+
+def map50(detections: list, labels: list, iou: float = 0.5) -> float:
+    """mAP@`iou` of per-image detections against per-image labels (boxes, classes)."""
+    classes = sorted({int(c) for lab in labels for c in np.asarray(lab["classes"]).reshape(-1)})
+    aps = []
+    for c in classes:
+        records, total = [], 0
+        for det, lab in zip(detections, labels, strict=True):
+            lab_mask = np.asarray(lab["classes"]).reshape(-1) == c
+            det_mask = np.asarray(det["classes"]).reshape(-1) == c
+            total += int(lab_mask.sum())
+            d = {k: np.asarray(det[k])[det_mask] if k != "boxes" else np.asarray(det[k]).reshape(-1, 4)[det_mask]
+                 for k in ("boxes", "scores", "classes")}
+            gt = {"boxes": np.asarray(lab["boxes"]).reshape(-1, 4)[lab_mask], "classes": np.full(lab_mask.sum(), c)}
+            hits = {g for g, _, _ in _match(gt, d, iou)}
+            records += [(float(s), g in hits) for g, s in enumerate(d["scores"])]
+        if not total:
+            continue
+        records.sort(key=lambda r: -r[0])
+        tp = np.cumsum([hit for _, hit in records]) if records else np.zeros(0)
+        fp = np.cumsum([not hit for _, hit in records]) if records else np.zeros(0)
+        aps.append(average_precision(tp / total, tp / np.maximum(tp + fp, 1)) if records else 0.0)
+    return float(np.mean(aps)) if aps else 0.0
