@@ -113,7 +113,7 @@ def _min_or_none(values):
 
 
 def _islands(quantization: dict) -> int | None:
-    islands = quantization.get("float_islands") or quantization.get("float_ops")
+    islands = quantization.get("islands")  # INT8: ops the compiler kept in float
     return len(islands) if isinstance(islands, (list, dict)) else None
 
 
@@ -240,19 +240,19 @@ def converted(rec: dict, step: str) -> bool:
 
 
 def failure_reason(rec: dict, step: str) -> str | None:
-    """'<step>: <first line>' of what stopped this conversion (the step itself, or the step it needed)."""
+    """'<step>: <why>' of what stopped this conversion (the step itself, or the step it needed); for unsupported
+    nodes the op types and reasons (the error's first line only counts them)."""
     s = rec["steps"].get(step, {})
     if s.get("status") == "ok":
         return None
     culprit = s.get("blocked_by", step)
     c = rec["steps"].get(culprit, s)
-    reason = c.get("reason", "")
-    if c.get("problems"):  # the first line only counts nodes: name the op types and why
+    if c.get("problems"):
         ops = {}
         for p in c["problems"]:
-            ops.setdefault(p["op_type"], p["reason"][:80])
-        reason += " " + ", ".join(f"{op} ({why})" for op, why in ops.items())
-    return f"{culprit}: {c.get('status')}: {reason}"
+            ops.setdefault(p["op_type"], _generic(p["reason"], numbers=False)[:80])
+        return f"{culprit}: unsupported: " + ", ".join(f"{op} ({why})" for op, why in ops.items())
+    return f"{culprit}: {c.get('status')}: {c.get('reason', '')}"
 
 
 def _cell(rec: dict, step: str) -> str:
@@ -261,9 +261,13 @@ def _cell(rec: dict, step: str) -> str:
         return {"skipped": "–", "timeout": "timeout", "crashed": "CRASH"}.get(s.get("status"), "no")
     extra = []
     if step in ("int8", "dynamic_range"):
+        if s.get("float_islands"):
+            extra.append(f"{s['float_islands']} float islands")
         if s.get("top1") is not None:
             extra.append(f"top1 {s['top1']:.2f}")
         extra.append(f"cos {s.get('cosine', float('nan')):.3f}")
+    if s.get("cosine") is not None and s["cosine"] < 0.9:  # the gate passed on atol alone: outputs near zero
+        extra.append("SUSPECT: passed at a tiny output scale")
     return "yes" + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -274,12 +278,12 @@ def table(results: dict[str, dict]) -> str:
         bench = rec["steps"].get("bench", {})
         ratio = f"{bench['ratio']:.2f}" if bench.get("status") == "ok" else "–"
         seconds = rec["steps"].get("float", {}).get("compile_s")
-        reasons = []
+        reasons: dict[str, list] = {}  # the same cause blocking several conversions is written once
         for step, label in CONVERSIONS.items():
             why = failure_reason(rec, step)
-            if why and not any(why == r.split("] ", 1)[-1] for r in reasons):
-                reasons.append(f"[{label}] {why}")
-        reason = "; ".join(r.replace("|", "\\|")[:300] for r in reasons)
+            if why:
+                reasons.setdefault(why.split(": ", 1)[1] if why.startswith(step) else why, []).append(label)
+        reason = "; ".join(f"[{', '.join(labels)}] {why}".replace("|", "\\|")[:300] for why, labels in reasons.items())
         lines.append(f"| {rec['model']} | {rec['source']} | {_cell(rec, 'float')} | {_cell(rec, 'int8')} | "
                      f"{_cell(rec, 'dynamic_range')} | {ratio} | {f'{seconds:.2f}' if seconds else '–'} | {reason} |")
     return "\n".join(lines)
@@ -296,29 +300,32 @@ def totals(results: dict[str, dict]) -> dict:
 
 
 def blocking_reasons(results: dict[str, dict]) -> dict[str, list[str]]:
-    """Group what blocks each conversion: '<step>: <op type>: <reason>' (unsupported nodes) or the first line."""
-    groups: dict[str, set] = {}
+    """Group what blocks each conversion, across models: '<op type>: <reason>' for unsupported nodes, else the
+    failing step and its first line (numbers and names removed); each model listed with the conversions it blocks."""
+    groups: dict[str, dict[str, list]] = {}
     for rec in results.values():
-        for step in CONVERSIONS:
+        for step, label in CONVERSIONS.items():
             s = rec["steps"].get(step, {})
             if s.get("status") == "ok":
                 continue
             culprit = s.get("blocked_by", step)
             c = rec["steps"].get(culprit, s)
             if c.get("problems"):
-                keys = {f"{culprit}: {p['op_type']}: {p['reason'][:90]}" for p in c["problems"]}
+                keys = {f"{p['op_type']}: {_generic(p['reason'], numbers=False)[:90]}" for p in c["problems"]}
             else:
                 keys = {f"{culprit}: {c.get('status')}: {_generic(c.get('reason', ''))}"}
             for k in keys:
-                groups.setdefault(k, set()).add(rec["model"])
-    return {k: sorted(v) for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
+                groups.setdefault(k, {}).setdefault(rec["model"], []).append(label)
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    return {k: [f"{m} ({', '.join(labels)})" for m, labels in v.items()] for k, v in ordered}
 
 
-def _generic(reason: str) -> str:
-    """A reason without the model-specific numbers and names, so equal causes group together."""
+def _generic(reason: str, numbers: bool = True) -> str:
+    """A reason without model-specific tensor names (and numbers), so equal causes group together."""
     import re
     reason = re.sub(r"'[^']*'", "'…'", reason)
-    reason = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", reason)
+    if numbers:
+        reason = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", reason)
     return reason[:140]
 
 

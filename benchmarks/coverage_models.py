@@ -306,7 +306,7 @@ _ENTRIES = [
     CoverageModel("regnet_x_400mf", "torchvision", "image", _image(64), _tv("regnet_x_400mf")),
     CoverageModel("regnet_y_400mf", "torchvision", "image", _image(64), _tv("regnet_y_400mf")),
     CoverageModel("convnext_tiny", "torchvision", "image", _image(64), _tv("convnext_tiny")),
-    CoverageModel("vit_tiny", "torchvision", "image", _image(64), _tv_vit),
+    CoverageModel("vit_tiny", "torchvision", "image", _image(64), _tv_vit, quick=True),
     CoverageModel("swin_t", "torchvision", "image", _image(64), _tv("swin_t")),
     CoverageModel("swin_v2_t", "torchvision", "image", _image(64), _tv("swin_v2_t")),
     CoverageModel("maxvit_t", "torchvision", "image", _image(224), _tv("maxvit_t")),
