@@ -95,6 +95,31 @@ ROWS = [
     Row("ConvTranspose", 13, "y = ConvTranspose <group=3, strides=[2,2]> (x, w, b)",
         ops={"TRANSPOSE", "SPLIT", "TRANSPOSE_CONV", "CONCATENATION"}, inits={"w": f32(3, 2, 3, 3), "b": f32(6)},
         id="grouped"),
+    # --- pooling: SAME/VALID where TFLite reproduces the window, else PAD; averages get a divisor correction MUL
+    Row("AveragePool", 13, "y = AveragePool <kernel_shape=[3,3], pads=[0,1,2,1], count_include_pad=0> (x)",
+        ops={"TRANSPOSE", "PAD", "AVERAGE_POOL_2D", "MUL"}, id="exclude_pad_asymmetric"),
+    Row("AveragePool", 19, "y = AveragePool <kernel_shape=[3,3], strides=[2,2], auto_pad=\"SAME_LOWER\"> (x)",
+        ops={"TRANSPOSE", "PAD", "AVERAGE_POOL_2D", "MUL"}, id="same_lower_exclude_pad"),
+    Row("AveragePool", 10, "y = AveragePool <kernel_shape=[3,3], strides=[2,2], ceil_mode=1> (x)",
+        ops={"TRANSPOSE", "AVERAGE_POOL_2D"}, id="ceil_mode_as_tflite_same"),
+    Row("AveragePool", 11, "y = AveragePool <kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1], ceil_mode=1, "
+        "count_include_pad=1> (x)", ops={"TRANSPOSE", "PAD", "AVERAGE_POOL_2D", "MUL"},
+        id="ceil_mode_count_include_pad"),
+    Row("AveragePool", 7, "y = AveragePool <kernel_shape=[2,2], pads=[1,0,0,1], count_include_pad=1> (x)",
+        ops={"TRANSPOSE", "PAD", "AVERAGE_POOL_2D"}, id="opset7_include_pad_asymmetric"),
+    Row("MaxPool", 12, "y = MaxPool <kernel_shape=[3,3], strides=[2,2], auto_pad=\"SAME_LOWER\"> (x)",
+        ops={"TRANSPOSE", "PADV2", "MAX_POOL_2D"}, id="same_lower"),
+    Row("MaxPool", 12, "y = MaxPool <kernel_shape=[2,3], pads=[0,2,1,0], strides=[1,2], ceil_mode=1> (x)",
+        ops={"TRANSPOSE", "PADV2", "MAX_POOL_2D"}, id="asymmetric_pads_ceil_mode"),
+    Row("LpPool", 18, "y = LpPool <kernel_shape=[3,3], pads=[1,1,1,1], strides=[2,2]> (x)",
+        ops={"TRANSPOSE", "SQUARE", "PAD", "AVERAGE_POOL_2D", "MUL", "SQRT"}, id="p2_pads"),
+    Row("LpPool", 11, "y = LpPool <kernel_shape=[2,2], p=1> (x)", ops={"TRANSPOSE", "ABS", "AVERAGE_POOL_2D", "MUL"},
+        id="p1"),
+    Row("LpPool", 18, "y = LpPool <kernel_shape=[3,3], p=3, ceil_mode=1, strides=[3,3]> (x)",
+        ops={"TRANSPOSE", "ABS", "POW", "PAD", "AVERAGE_POOL_2D", "MUL"}, id="p3_ceil_mode"),
+    Row("GlobalLpPool", 13, "y = GlobalLpPool(x)", ops={"TRANSPOSE", "SQUARE", "SUM", "SQRT", "RESHAPE"}, id="p2"),
+    Row("GlobalLpPool", 2, "y = GlobalLpPool <p=3> (x)", ops={"TRANSPOSE", "ABS", "POW", "SUM", "RESHAPE"}, id="p3"),
+    Row("GlobalLpPool", 2, "y = GlobalLpPool <p=1> (x)", ops={"TRANSPOSE", "ABS", "SUM", "RESHAPE"}, id="p1"),
 ]
 
 
@@ -124,6 +149,16 @@ def test_transposed_convolution_with_an_ambiguous_output_shape_is_refused():
     """output_shape below the full result without pads: the spec and the reference start it at different places."""
     reason = refusal("y = ConvTranspose <strides=[2,2], output_shape=[14,14]> (x, w)", w=f32(3, 2, 3, 3))
     assert "where it starts is not fixed" in reason
+
+
+def test_max_pool_indices_are_refused():
+    """Refused by the lowering ("its Indices output is used") or, before it, by the integer output's dtype."""
+    reason = refusal("y, i = MaxPool <kernel_shape=[2,2]> (x)", outputs="float y, int64 i")
+    assert "MaxPool_0 (MaxPool" in reason and ("its Indices output is used" in reason or "'i' is int" in reason)
+
+
+def test_dilated_pooling_is_refused():
+    assert "TFLite pooling has no dilation" in refusal("y = MaxPool <kernel_shape=[2,2], dilations=[2,2]> (x)")
 
 
 def test_interpolating_int8_data_without_a_matching_builtin_is_refused():
