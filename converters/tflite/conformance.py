@@ -105,7 +105,27 @@ def run_case(case, form: str) -> Result:
         return result("error", f"LiteRT: {type(exc).__name__}: {exc}")
     out_names = [o.name for o in model.graph.output]
     problems = [p for name, want in zip(out_names, expected) if (p := mismatch(want, outputs.get(name)))]
+    if problems and _expected_is_rounded(case, model, dict(zip(names, inputs)), expected, outputs, out_names):
+        return result("pass", "matches ONNX Runtime; the test's expected values are rounded (within its own "
+                              f"rtol={case.rtol}, atol={case.atol} of ONNX Runtime)")
     return result("wrong", f"{out_names}: " + "; ".join(problems)) if problems else result("pass")
+
+
+def _expected_is_rounded(case, model, feeds: dict, expected: list, outputs: dict, out_names: list) -> bool:
+    """A few tests write expected values to a few decimals: then LiteRT is judged against ONNX Runtime, and only when
+    ONNX Runtime itself is within the test's own declared tolerance of those values."""
+    try:
+        import onnxruntime as ort
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        reference = session.run(out_names, feeds)
+    except Exception:  # noqa: BLE001 - no second opinion: the mismatch stands
+        return False
+    for want, ref, name in zip(expected, reference, out_names):
+        if want.dtype.kind != "f" or mismatch(np.asarray(ref, want.dtype), outputs.get(name)):
+            return False
+        if not np.allclose(ref, want, rtol=case.rtol, atol=case.atol, equal_nan=True):
+            return False
+    return True
 
 
 def _array(value):

@@ -47,7 +47,7 @@ def _fuse_one(graph: Graph) -> bool:
         m = graph.add_value(Value(f"{exit_name}/windows", np.dtype(np.float32), matrix.shape, const=matrix))
         last = region[-1]
         fused = Node("AdaptiveAveragePool", f"{last.name}/adaptive_pool", [front.inputs[0], m.name], [exit_name],
-                     domain="edgekit")
+                     domain="edgekit", module=last.module)
         graph.nodes[graph.nodes.index(last)] = fused
         graph.remove_nodes(region[:-1])
         return True

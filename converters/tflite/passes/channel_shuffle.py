@@ -35,7 +35,7 @@ def _fuse_one(graph: Graph) -> bool:
         if merge is None or graph.values[merge.outputs[0]].shape != x.shape:
             continue
         fused = Node("ChannelShuffle", f"{merge.name}/channel_shuffle", [split.inputs[0]], list(merge.outputs),
-                     {"group": int(g)}, domain="edgekit")
+                     {"group": int(g)}, domain="edgekit", module=merge.module)
         graph.nodes[graph.nodes.index(merge)] = fused
         graph.remove_nodes([split, swap])
         return True

@@ -43,7 +43,8 @@ def _fuse_one(graph: Graph) -> bool:
         final, dead = found
         if not _private(graph, consumers, dead, final):
             continue
-        gelu = Node("Gelu", f"{final.name}/gelu", [x], list(final.outputs), {"approximate": approximate})
+        gelu = Node("Gelu", f"{final.name}/gelu", [x], list(final.outputs), {"approximate": approximate},
+                    module=final.module)
         graph.nodes[graph.nodes.index(final)] = gelu
         graph.remove_nodes(dead)
         return True

@@ -37,7 +37,7 @@ def _fuse_one(graph: Graph) -> bool:
                                          const=np.broadcast_to(beta, norm_shape).astype(np.float32).copy()))
             inputs.append(bias.name)
         fused = Node("LayerNormalization", f"{last.name}/layernorm", inputs, list(last.outputs),
-                     {"axis": axis - rank, "epsilon": float(eps)})
+                     {"axis": axis - rank, "epsilon": float(eps)}, module=last.module)
         graph.nodes[graph.nodes.index(last)] = fused
         graph.remove_nodes([n for n in dead if n is not last])
         return True

@@ -32,7 +32,7 @@ def _rewrite_one(graph: Graph, node: Node) -> bool:
     if flags:
         index = next(i for i, n in enumerate(graph.nodes) if n is node)
         graph.nodes[index] = Node("BatchMatMul", node.name, list(node.inputs), list(node.outputs),
-                                  flags, domain="edgekit")
+                                  flags, domain="edgekit", module=node.module)
     return bool(flags)
 
 
