@@ -424,22 +424,26 @@ def load(source: str | os.PathLike | bytes, *, runtime: str = "auto", provider: 
          threads: int | None = None, public_key: str | os.PathLike | bytes | None = None,
          require_signature: bool = False, key: bytes | str | None = None, key_file: str | os.PathLike | None = None,
          preprocess: Mapping | None = None, postprocess: Mapping | None = None, labels: Sequence[str] | None = None,
-         max_bytes: int | None = None) -> Model:
+         max_bytes: int | None = None, tokenizer: str | os.PathLike | bytes | None = None,
+         max_length: int | None = None) -> Model:
     """Load a .tflite/.onnx model or an .ekb bundle (a path or bytes) into a callable Model.
 
     Bundles are checked before anything reaches a runtime: every file's SHA-256, the Ed25519 signature when
     `public_key` is given (required with `require_signature`), and an encrypted model is decrypted in memory
     with `key` / `key_file` / $EDGEKIT_BUNDLE_KEY. preprocess/postprocess/labels override a bundle's.
     runtime: auto | onnxruntime | litert; provider: auto | cpu | cuda; threads: intra-op threads.
+    tokenizer: a tokenizer.json (path or bytes; a bundle may carry one) → an edgekit.text.TextModel with
+    encode()/classify() for texts, truncating at `max_length` tokens (default: the model's own length).
     """
     from edgekit import runtimes
 
-    manifest, checks = None, {}
+    manifest, checks, bundled_tokenizer = None, {}, None
     if _is_bundle(source):
         from edgekit.bundle import open_bundle
         opened = open_bundle(source, public_key=public_key, require_signature=require_signature, key=key,
                              key_file=key_file, max_bytes=max_bytes)
         manifest, model_bytes, checks = opened.manifest, opened.model, opened.checks
+        bundled_tokenizer = opened.tokenizer
         session = runtimes.load(model_bytes, runtime=runtime, provider=provider, threads=threads)
         label = str(source) if not isinstance(source, (bytes, bytearray)) else f"<bundle {manifest.get('name')}>"
     else:
@@ -458,7 +462,12 @@ def load(source: str | os.PathLike | bytes, *, runtime: str = "auto", provider: 
     except Exception:
         session.close()
         raise
-    return Model(session, manifest, pre, post, labels, label, checks)
+    model = Model(session, manifest, pre, post, labels, label, checks)
+    if tokenizer is not None or bundled_tokenizer is not None:
+        from edgekit.text import attach_tokenizer
+        return attach_tokenizer(model, tokenizer if tokenizer is not None else bundled_tokenizer,
+                                model_bytes if manifest else source, max_length)
+    return model
 
 
 def _is_bundle(source) -> bool:

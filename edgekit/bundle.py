@@ -38,6 +38,7 @@ FORMAT = "edgekit-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+TOKENIZER = "tokenizer.json"
 KEY_ENV = "EDGEKIT_BUNDLE_KEY"
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_SIGNATURE_BYTES = 1024
@@ -206,13 +207,15 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
            labels: Sequence[str] | str | os.PathLike | None = None, sign: str | os.PathLike | None = None,
            encrypt: bool = False, key: bytes | str | None = None, key_file: str | os.PathLike | None = None,
            bench: bool = False, bench_time: float = 1.0, threads: int | None = None, force: bool = False,
-           log: Callable[[str], None] = lambda msg: None) -> BundleResult:
+           log: Callable[[str], None] = lambda msg: None,
+           tokenizer: str | os.PathLike | None = None) -> BundleResult:
     """Pack MODEL (.onnx or .tflite) with a manifest into the zip `output` (.ekb).
 
     preprocess: a mapping (see edgekit.app.Preprocess) or a .toml/.json file, which may also hold
     [postprocess] and `labels`; labels: a list or a .txt (one per line) / .json file; sign: an Ed25519
     NAME.key; encrypt: AES-256-GCM with `key` / `key_file` / $EDGEKIT_BUNDLE_KEY; bench: time the model
-    here (edgekit.bench) and record the figures with this machine's fingerprint.
+    here (edgekit.bench) and record the figures with this machine's fingerprint; tokenizer: a tokenizer.json
+    (checked against the model's embedding table) stored as tokenizer.json with its SHA-256, never encrypted.
     """
     from edgekit import runtimes
     from edgekit.app import Postprocess, Preprocess
@@ -256,6 +259,9 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
         figures = _bench(session, bench_time, threads, log) if bench else None
         io_info = {"inputs": [_tensor(t) for t in session.inputs], "outputs": [_tensor(t) for t in session.outputs]}
         quant = _quantization_summary(fmt, data, metadata, session)
+        if tokenizer is not None:
+            from edgekit.text import check_tokenizer
+            tokenizer_data, tokenizer_info = check_tokenizer(tokenizer, data, session)
 
     model_file = f"model.{fmt}"
     files: dict[str, bytes] = {}
@@ -270,6 +276,8 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
     else:
         stored = model_file
         files[stored] = data
+    if tokenizer is not None:
+        files[TOKENIZER] = tokenizer_data
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -283,6 +291,7 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
         "preprocess": pre.as_dict() if pre else None,
         "postprocess": post.as_dict() if post else None,
         "labels": list(labels_) if labels_ else None,
+        **({"tokenizer": {"file": TOKENIZER, **tokenizer_info}} if tokenizer is not None else {}),
         "quantization": quant,
         "validation": metadata.get("edgekit.validation"),
         "benchmark": figures,
@@ -514,6 +523,7 @@ class OpenedBundle:
     manifest: dict
     model: bytes | None                          # the plaintext model; None when it stayed encrypted
     checks: dict = field(default_factory=dict)   # what was verified, for reports
+    tokenizer: bytes | None = None               # tokenizer.json of a text model, SHA-256 checked
 
 
 def open_bundle(source: str | os.PathLike | bytes, *, public_key: str | os.PathLike | bytes | None = None,
@@ -558,19 +568,20 @@ def open_bundle(source: str | os.PathLike | bytes, *, public_key: str | os.PathL
         checks["files"] = {f: "sha256 ok" for f in sorted(blobs)}
     model_info = manifest["model"]
     payload = blobs[model_info["file"]]
+    tokenizer = blobs[manifest["tokenizer"]["file"]] if manifest.get("tokenizer") else None
     if not model_info.get("encrypted"):
         checks["encryption"] = "none"
-        return OpenedBundle(manifest, _check_plaintext(payload, model_info, label), checks)
+        return OpenedBundle(manifest, _check_plaintext(payload, model_info, label), checks, tokenizer)
     secret = read_aes_key(key, key_file) if decrypt else None
     if secret is None:
         if decrypt:
             raise UsageError(f"The model in '{label}' is encrypted and no key was given.",
                              hint=f"Pass --key-file FILE / key_file=, or set ${KEY_ENV}.")
         checks["encryption"] = f"{(manifest.get('encryption') or {}).get('algorithm')}, not decrypted (no key given)"
-        return OpenedBundle(manifest, None, checks)
+        return OpenedBundle(manifest, None, checks, tokenizer)
     plaintext = _decrypt(payload, secret, manifest, label)
     checks["encryption"] = f"{manifest['encryption']['algorithm']}, decrypted in memory"
-    return OpenedBundle(manifest, _check_plaintext(plaintext, model_info, label), checks)
+    return OpenedBundle(manifest, _check_plaintext(plaintext, model_info, label), checks, tokenizer)
 
 
 def verify(bundle_path: str | os.PathLike | bytes, *, public_key: str | os.PathLike | bytes | None = None,
@@ -703,6 +714,10 @@ def _parse_manifest(data: bytes, label: str) -> dict:
         problems.append("'model' needs format (onnx|tflite), size and sha256")
     elif model.get("encrypted") and not isinstance(manifest.get("encryption"), dict):
         problems.append("the model is marked encrypted but there is no 'encryption' table")
+    tokenizer = manifest.get("tokenizer")
+    if tokenizer is not None and not (isinstance(tokenizer, dict) and isinstance(files, dict)
+                                      and tokenizer.get("file") in files and tokenizer.get("file") != (model if isinstance(model, dict) else {}).get("file")):
+        problems.append("'tokenizer.file' is not one of the listed files")
     if problems:
         raise InvalidModelError(f"The manifest of '{label}' is malformed: {'; '.join(problems)}.",
                                 hint="Re-create the bundle with edgekit bundle.")
