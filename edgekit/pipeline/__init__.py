@@ -35,6 +35,8 @@ class Variant:
     details: dict = field(default_factory=dict)
     accuracy: dict = field(default_factory=dict)
     bench: list = field(default_factory=list)   # one entry per thread setting / provider
+    device_bench: dict = field(default_factory=dict)  # device name → figures there (or the error)
+    built_on: str = ""           # "" here; "ray:NODE:PID" when a Ray worker built it
 
     @property
     def fmt(self) -> str:
@@ -54,14 +56,22 @@ def pipeline(source: str, output_dir: str | Path = "edgekit-out", *, overrides: 
     started = time.perf_counter()
     variants = {name: Variant(name) for name in _with_parents(config.variants)}
     run.export()
-    for name in variants:
-        run.build(variants[name], variants)
+    if config.ray:
+        from edgekit.pipeline.ray_sweep import build_lanes_on_ray, lanes
+        run.build(variants["onnx-fp32"], variants)   # every lane starts from it
+        build_lanes_on_ray(run, variants, lanes(list(variants), PARENT), config.ray)
+    else:
+        for name in variants:
+            run.build(variants[name], variants)
     chosen = [variants[n] for n in config.variants]
     run.evaluate(chosen)
     run.benchmark(chosen)
-    from edgekit.pipeline.report import recommend, write_reports
+    run.benchmark_devices(chosen)
+    from edgekit.pipeline.report import recommend, recommend_on_devices, write_reports
     best = recommend(chosen, config)
     report = run.report(chosen, best, time.perf_counter() - started)
+    report["devices"] = recommend_on_devices(chosen, config, run.device_info)
+    report["device_rows"] = run.device_rows(chosen)
     report["output_dir"] = str(out)
     if best is not None:
         dest = out / f"best{best.path.suffix}"
@@ -90,6 +100,7 @@ class _Run:
         self.config, self.out, self.cache, self.notify = config, out, cache, notify
         self.exported: Path | None = None
         self.export_info: dict = {}
+        self.device_info: list[dict] = []
 
     # ---------------------------------------------------------------- steps
     def _step(self, step: str, settings: dict, inputs: list, artifact: Path, make: Callable[[], dict]):
@@ -155,7 +166,7 @@ class _Run:
         c = self.config
         calib = c.path(c.calibration) or "random"
         common = dict(mode=mode, calib=calib, preprocess=c.path(c.preprocess), eval_data=c.path(c.eval),
-                      allow_slower=True, threads=max(c.threads), force=True)
+                      allow_slower=True, threads=max(c.threads), speed=c.speed, force=True)
         try:
             return quantize(source, artifact, max_drop=c.max_drop if mode == "static" else None, **common).as_dict()
         except GateError as exc:
@@ -245,6 +256,56 @@ class _Run:
                                     "peak_memory": result.get("memory"), "environment": report["environment"]})
                 self.notify(step, "done")
 
+    def benchmark_devices(self, variants: list[Variant]) -> None:
+        """Every built variant on every `[[devices]]` entry through edgekit.remote: devices in parallel, variants
+        one after another on each, with the device's own threads. A device that fails is reported; the others go on."""
+        c = self.config
+        ready = [v for v in variants if v.status == "ok"]
+        if not c.devices or not ready:
+            return
+        from edgekit.remote import bench_devices
+        step = f"bench on {len(c.devices)} device(s)"
+        self.notify(step, "running")
+        report = bench_devices([v.path for v in ready], c.devices, runs=c.runs,
+                               min_time=None if c.runs else c.min_time, samples=False, time_limit=60)
+        self.device_info = [{k: info.get(k) for k in ("name", "url", "status", "error", "python", "edgekit")}
+                            | {"environment": _environment_summary(info.get("environment"))}
+                            for info in report["devices"]]
+        by_path = {str(v.path): v for v in ready}
+        for row in report["models"]:
+            v = by_path[row["model"]]
+            if row["status"] != "ok":
+                v.device_bench[row["device"]] = {"error": row.get("error")}
+                continue
+            lat = row["latency"]
+            v.device_bench[row["device"]] = {
+                "runtime": row.get("runtime"), "threads": row.get("threads"), "p50_ms": lat["p50_ms"],
+                "p90_ms": lat["p90_ms"], "mean_ms": lat["mean_ms"],
+                "throughput": row["throughput"]["inferences_per_s"], "peak_memory": row.get("memory")}
+        self.notify(step, "done")
+
+    def device_rows(self, variants: list[Variant]) -> list[dict]:
+        """One row per variant × device, with the speed-up over onnx-fp32 on the same device."""
+        float_p50 = {}
+        for v in variants:
+            if v.name == "onnx-fp32":
+                float_p50 = {d: b.get("p50_ms") for d, b in v.device_bench.items()}
+        rows = []
+        for device in self.device_info:
+            for v in variants:
+                b = v.device_bench.get(device["name"])
+                row = {"variant": v.name, "device": device["name"], "status": v.status}
+                if b is None:
+                    row["error"] = {"message": f"not benchmarked: the variant is {v.status}"} if v.status != "ok" \
+                        else device.get("error")
+                elif "error" in b:
+                    row["error"] = b["error"]
+                else:
+                    ref = float_p50.get(device["name"])
+                    row |= b | {"speedup": ref / b["p50_ms"] if ref and b["p50_ms"] else None}
+                rows.append(row)
+        return rows
+
     # ---------------------------------------------------------------- report
     def report(self, variants: list[Variant], best: Variant | None, elapsed: float) -> dict:
         from edgekit.envinfo import fingerprint
@@ -258,7 +319,7 @@ class _Run:
             base = {"variant": v.name, "format": fmt, "precision": precision, "made_by": how,
                     "size_mb": v.path.stat().st_size / 1e6 if v.path else None, "status": v.status,
                     "reason": v.reason, "cached": v.cached, "path": str(v.path) if v.path else None,
-                    "accuracy": v.accuracy, "details": v.details}
+                    "accuracy": v.accuracy, "details": v.details, "built_on": v.built_on or "here"}
             if not v.bench:
                 rows.append(base | {"runtime": RUNTIME_OF[fmt], "provider": None, "threads": None,
                                     "p50_ms": None, "p90_ms": None, "mean_ms": None, "throughput": None,
@@ -278,6 +339,13 @@ class _Run:
                 "environment": fingerprint(threads=max(self.config.threads)), "elapsed_s": elapsed}
 
 
+def _environment_summary(env: dict | None) -> dict | None:
+    """The parts of a device's fingerprint (edgekit.envinfo) a reader compares devices by."""
+    if not env:
+        return None
+    return {k: env.get(k) for k in ("cpu", "arch", "usable_cores", "memory_gb", "python", "edgekit", "packages")}
+
+
 def _spec_path(c: PipelineConfig) -> str:
     target, factory = c.spec.rsplit(":", 1)
     if target.endswith(".py"):
@@ -288,7 +356,7 @@ def _spec_path(c: PipelineConfig) -> str:
 def _variant_settings(name: str, c: PipelineConfig) -> dict:
     settings = {"variant": name}
     if name.startswith("onnx-int8") or name == "onnx-fp16":
-        settings.update(max_drop=c.max_drop, threads=max(c.threads), preprocess=c.preprocess)
+        settings.update(max_drop=c.max_drop, threads=max(c.threads), preprocess=c.preprocess, speed=c.speed)
     return settings
 
 

@@ -30,6 +30,7 @@ class PipelineConfig:
     preprocess: str | None = None        # preprocessing spec for image directories
     eval: str | None = None              # .npz keyed by input name, optional `labels`
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    speed: str = "search"                # the quantizer's speed step: search | check | off (off: builds are reproducible)
     threads: list[int] = field(default_factory=lambda: [2])
     providers: list[str] = field(default_factory=lambda: ["cpu"])
     runs: int | None = None
@@ -38,6 +39,8 @@ class PipelineConfig:
     latency_budget_ms: float | None = None
     fail_below: float | None = None      # exit non-zero when the recommended variant's metric is below this
     eval_samples: int = 200
+    devices: list = field(default_factory=list)  # edgekit.remote.Device: each variant is also benchmarked there
+    ray: str | None = None               # "auto" or a Ray address: variant builds run as Ray tasks (ray_sweep.py)
     base_dir: str = "."                  # paths in the config are relative to the config file
 
     def path(self, value: str | None) -> str | None:
@@ -61,7 +64,7 @@ def load_config(source: str, overrides: dict | None = None) -> PipelineConfig:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"The pipeline config '{source}' is not valid TOML: {exc}.",
                              hint="See examples/pipeline/*.toml for the format.") from exc
-        config = _from_toml(raw, source)
+        config = _from_toml(raw, source, path.parent)
         config.base_dir = str(path.parent)
     else:
         config = PipelineConfig(spec=source)
@@ -75,14 +78,19 @@ def load_config(source: str, overrides: dict | None = None) -> PipelineConfig:
 _SECTIONS = {
     "model": {"spec": "spec", "weights": "weights", "input_shapes": "input_shapes"},
     "data": {"calibration": "calibration", "preprocess": "preprocess", "eval": "eval", "eval_samples": "eval_samples"},
-    "variants": {"include": "variants"},
+    "variants": {"include": "variants", "speed": "speed"},
     "bench": {"threads": "threads", "providers": "providers", "runs": "runs", "min_time": "min_time"},
     "gate": {"max_drop": "max_drop", "latency_budget_ms": "latency_budget_ms", "fail_below": "fail_below"},
+    "sweep": {"ray": "ray"},
 }
 
 
-def _from_toml(raw: dict, source: str) -> PipelineConfig:
-    unknown = [k for k in raw if k not in _SECTIONS]
+#: top-level keys that are not sections: `[[devices]]` tables and the ssh_config they share (edgekit.remote's format)
+_DEVICE_KEYS = ("devices", "ssh_config")
+
+
+def _from_toml(raw: dict, source: str, base_dir: str | Path = ".") -> PipelineConfig:
+    unknown = [k for k in raw if k not in _SECTIONS and k not in _DEVICE_KEYS]
     values = {}
     for section, keys in _SECTIONS.items():
         table = raw.get(section, {})
@@ -92,18 +100,24 @@ def _from_toml(raw: dict, source: str) -> PipelineConfig:
         values.update({keys[k]: v for k, v in table.items() if k in keys})
     if unknown:
         raise UsageError(f"Unknown keys in '{source}': {', '.join(unknown)}.",
-                         hint="Known: " + ", ".join(f"{s}.{k}" for s, ks in _SECTIONS.items() for k in ks) + ".")
+                         hint="Known: " + ", ".join(f"{s}.{k}" for s, ks in _SECTIONS.items() for k in ks)
+                              + ", [[devices]] tables and ssh_config.")
     if "spec" not in values:
         raise UsageError(f"'{source}' has no [model] spec.", hint='Add: [model]\nspec = "zoo:lenet" (or file.py:factory).')
     if isinstance(values.get("threads"), int):
         values["threads"] = [values["threads"]]
+    if any(k in raw for k in _DEVICE_KEYS):
+        from edgekit.remote import devices_from_config
+        values["devices"] = devices_from_config({k: raw[k] for k in _DEVICE_KEYS if k in raw},
+                                                base_dir=base_dir, source=f"'{source}'")
     return PipelineConfig(**values)
 
 
 _TYPES = {"spec": str, "weights": (str, type(None)), "input_shapes": list, "calibration": str,
           "preprocess": (str, type(None)), "eval": (str, type(None)), "variants": list, "threads": list,
           "providers": list, "runs": (int, type(None)), "min_time": (int, float), "max_drop": (int, float),
-          "latency_budget_ms": (int, float, type(None)), "fail_below": (int, float, type(None)), "eval_samples": int}
+          "latency_budget_ms": (int, float, type(None)), "fail_below": (int, float, type(None)), "eval_samples": int, "devices": list, "speed": str,
+          "ray": (str, type(None))}
 
 
 def _check(config: PipelineConfig) -> None:
@@ -118,6 +132,10 @@ def _check(config: PipelineConfig) -> None:
     bad = [v for v in config.variants if v not in VARIANTS]
     if bad:
         raise UsageError(f"Unknown variants {bad}.", hint=f"Choose from: {', '.join(VARIANTS)}.")
+    if config.speed not in ("search", "check", "off"):
+        raise UsageError(f"variants.speed must be search, check or off, got {config.speed!r}.",
+                         hint="search keeps layers in float where quantizing them is slower here (timed, so it can "
+                              "differ between runs); off skips timing.")
     if not config.variants:
         raise UsageError("The pipeline has no variants to build.", hint="List at least one, e.g. onnx-fp32.")
     if not 0 <= config.max_drop <= 1:

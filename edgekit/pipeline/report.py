@@ -28,11 +28,9 @@ def recommend(variants, config):
     for v in variants:
         if v.status != "ok":
             continue
-        delta = v.accuracy.get("delta")
-        if delta is not None and -delta > config.max_drop + 1e-12:
-            v.status = "failed gate"
-            v.reason = f"{v.accuracy['metric']} drops by {-delta:.4f}, more than max_drop {config.max_drop}"
-            v.reason += "".join(f"; {n}" for n in (v.details.get("notes") or []) if "accuracy search" in n)
+        why = accuracy_gate_failure(v, config)
+        if why:
+            v.status, v.reason = "failed gate", why
             continue
         p50s = [b["p50_ms"] for b in v.bench if "p50_ms" in b]
         if not p50s:
@@ -47,6 +45,75 @@ def recommend(variants, config):
     if not candidates:
         return None
     return min(candidates, key=lambda c: c[0])[1]
+
+
+def accuracy_gate_failure(v, config) -> str | None:
+    """Why the variant's accuracy misses max_drop, or None when it is within it."""
+    delta = v.accuracy.get("delta")
+    if delta is None or -delta <= config.max_drop + 1e-12:
+        return None
+    return (f"{v.accuracy['metric']} drops by {-delta:.4f}, more than max_drop {config.max_drop}"
+            + "".join(f"; {n}" for n in (v.details.get("notes") or []) if "accuracy search" in n))
+
+
+def recommend_on_devices(variants, config, devices: list[dict]) -> list[dict]:
+    """Per `[[devices]]` entry: the variant with the best p50 there among those within the accuracy gate (measured
+    once, on this machine) and the latency budget (on that device). Each entry is the device's info plus best and
+    best_reason."""
+    out = []
+    for device in devices:
+        name, candidates, over = device["name"], [], []
+        for v in variants:
+            b = v.device_bench.get(name) or {}
+            if not v.accuracy or accuracy_gate_failure(v, config) or b.get("p50_ms") is None:
+                continue
+            if config.latency_budget_ms and b["p50_ms"] > config.latency_budget_ms:
+                over.append(v.name)
+                continue
+            candidates.append((b["p50_ms"], v, b))
+        if device.get("status") != "ok":
+            err = device.get("error") or {}
+            best, reason = None, f"the device could not be used: {err.get('message', err)}"
+        elif not candidates:
+            best, reason = None, "no variant ran there within the accuracy gate" + (
+                f" and the {config.latency_budget_ms} ms latency budget (over it: {', '.join(over)})" if over else "")
+        else:
+            p50, v, b = min(candidates, key=lambda c: c[0])
+            best = v.name
+            reason = (f"fastest there within the accuracy gate (max drop {config.max_drop:.3g})"
+                      + (f" and the {config.latency_budget_ms} ms latency budget" if config.latency_budget_ms else "")
+                      + f": p50 {p50:.3f} ms on {b.get('runtime')} ({b.get('threads')} threads)")
+        out.append({**device, "best": best, "best_reason": reason})
+    return out
+
+
+def device_cell(row: dict | None) -> str:
+    """A variant's figures on one device: p50 and the speed-up over onnx-fp32 there, or why there are none."""
+    if row is None:
+        return "–"
+    if row.get("p50_ms") is None:
+        err = row.get("error") or {}
+        return "✗ " + short_reason(str(err.get("message", err) if isinstance(err, dict) else err), 60)
+    speedup = f" ({row['speedup']:.2f}×)" if row.get("speedup") else ""
+    return f"{row['p50_ms']:.3f} ms{speedup}"
+
+
+def device_table(report: dict) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(device names, [(variant, one cell per device)]) for the side-by-side table."""
+    devices = report.get("devices") or []
+    names = [d["name"] for d in devices]
+    unusable = {d["name"] for d in devices if d.get("status") != "ok"}
+    by_key = {(r["variant"], r["device"]): r for r in report.get("device_rows") or []}
+    variants = list(dict.fromkeys(r["variant"] for r in report.get("device_rows") or []))
+    return names, [(v, ["✗ device not usable (see above)" if n in unusable else device_cell(by_key.get((v, n)))
+                        for n in names]) for v in variants]
+
+
+def _device_line(d: dict) -> str:
+    env = d.get("environment") or {}
+    where = ", ".join(str(x) for x in (env.get("arch"), env.get("cpu"), env.get("usable_cores") and
+                                       f"{env['usable_cores']} cores") if x)
+    return f"{d['name']} ({d['url']}{'; ' + where if where else ''})"
 
 
 def cell(row: dict, key: str) -> str:
@@ -110,6 +177,15 @@ def _markdown(report: dict) -> str:
     for row in report["rows"]:
         lines.append("| " + " | ".join(cell(row, k).replace("|", "/") for k, _ in COLUMNS) + " |")
     lines += ["", FIGURES_NOTE]
+    if report.get("devices"):
+        names, table = device_table(report)
+        lines += ["", "## On devices", "", "p50 latency on each device (speed-up over onnx-fp32 on the same device); "
+                  "accuracy is measured once, on this machine.", ""]
+        lines += [f"- **{d['name']}: {d['best'] or 'none'}** — {d['best_reason']}. Device: {_device_line(d)}."
+                  for d in report["devices"]]
+        lines += ["", "| variant | " + " | ".join(n.replace("|", "/") for n in names) + " |",
+                  "|---|" + "---|" * len(names)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in [v, *cells]) + " |" for v, cells in table]
     if techniques(report):
         lines += ["", "## Quantization accuracy techniques", ""]
         for variant, steps in techniques(report):
@@ -139,19 +215,37 @@ def _html(report: dict, plots: list[Path]) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>edgekit report — {html.escape(report['config']['spec'])}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px}}tr.bad td{{color:#a33}}tr.best td{{font-weight:bold;background:#efe}}
+td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px}}tr.bad td{{color:#a33}}tr.best td,td.best{{font-weight:bold;background:#efe}}
 figure{{display:inline-block;margin:1em;vertical-align:top}}img{{max-width:100%}}</style></head>
 <body><h1>edgekit pipeline report — {html.escape(report['config']['spec'])}</h1>
 <p><b>Recommended: {html.escape(str(report['best'] or 'none'))}</b> — {html.escape(report['best_reason'])}.</p>
 <p>Evaluation: {html.escape(report['evaluation'])}.</p>
 <table id="variants"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <p class="note">{html.escape(FIGURES_NOTE)}</p>
+{_html_devices(report)}
 <div id="plots">{images}</div>
 {"".join(f"<h3>{html.escape(v)}: accuracy techniques</h3><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in steps)
          + "</ul>" for v, steps in techniques(report))}
 {"".join(f"<h3>{html.escape(v)}</h3><pre>{html.escape(r)}</pre>" for v, r in reasons(report))}
 </body></html>
 """
+
+
+def _html_devices(report: dict) -> str:
+    if not report.get("devices"):
+        return ""
+    names, table = device_table(report)
+    best = {d["name"]: d["best"] for d in report["devices"]}
+    items = "".join(f"<li><b>{html.escape(d['name'])}: {html.escape(str(d['best'] or 'none'))}</b> — "
+                    f"{html.escape(d['best_reason'])}. Device: {html.escape(_device_line(d))}.</li>"
+                    for d in report["devices"])
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join("<tr><td>" + html.escape(v) + "</td>" + "".join(
+        f'<td class="{"best" if best.get(n) == v else ""}">{html.escape(c)}</td>' for n, c in zip(names, cells))
+        + "</tr>" for v, cells in table)
+    return (f'<h2>On devices</h2><p>p50 latency on each device (speed-up over onnx-fp32 on the same device); '
+            f'accuracy is measured once, on this machine.</p><ul id="device-recommendations">{items}</ul>'
+            f'<table id="devices"><thead><tr><th>variant</th>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def _plots(report: dict, out: Path) -> list[Path]:
