@@ -14,6 +14,7 @@ only: edgekit itself never imports torchvision.
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ def _tv_r3d():
 # ---------------------------------------------------------------- transformers
 
 def _hf(model_cls: str, config_cls: str, **config):
-    _torchvision()  # transformers imports torchvision when it is installed: the same workaround applies
+    if importlib.util.find_spec("torchvision") is not None:
+        _torchvision()  # transformers imports torchvision when it is installed: the same workaround applies
     import transformers
     cfg = getattr(transformers, config_cls)(**config)
     return getattr(transformers, model_cls)(cfg).eval()
