@@ -151,10 +151,12 @@ def _import_target(target: str, spec: str):
         name = f"_edgekit_user_{abs(hash(str(path.resolve())))}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # dataclasses and pickling look their module up there
         sys.path.insert(0, str(path.parent.resolve()))
         try:
             module_spec.loader.exec_module(module)
         except Exception as exc:
+            sys.modules.pop(name, None)
             raise UsageError(f"Importing '{target}' failed: {type(exc).__name__}: {exc}",
                              hint="Fix the error in that file (run it with python to see the traceback).") from exc
         finally:

@@ -157,6 +157,7 @@ def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_lay
     io_quant: {name: {"scale", "zero_point"}} of int8 inputs/outputs (--int8-io): inputs are quantized and
     outputs dequantized so both sides compare real values."""
     from edgekit import runtimes
+    from edgekit.inputs import random_array
     from edgekit.metrics import diff
 
     onnx_bytes = Path(onnx_source).read_bytes() if isinstance(onnx_source, (str, os.PathLike)) else onnx_source
@@ -166,7 +167,7 @@ def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_lay
         feeds = {}
         for info in ref.inputs:
             shape = [2 if d == -1 else d for d in input_shapes[info.name]]
-            feeds[info.name] = rng.standard_normal(shape).astype(info.dtype)
+            feeds[info.name] = random_array(shape, info.dtype, rng)  # ids and masks in range, as export feeds them
         expected = ref.run(feeds)
         layouts = {i.name: i.layout for i in lite.inputs + lite.outputs if i.layout}
         layouts.update(io_layouts or {})
