@@ -40,8 +40,11 @@ KERNEL_DTYPES = {
     "ABS": FLOATS | {"int8", "int16", "int32"},
     "BITWISE_XOR": {"int8", "uint8", "int16", "uint16", "int32", "uint32"},
     "RIGHT_SHIFT": {"int8", "uint8", "int16", "uint16", "int32", "uint32"},
+    "SPLIT": FLOATS | {"int8", "uint8", "int16", "int32"}, "SPLIT_V": FLOATS | {"int8", "uint8", "int16", "int32"},
     "CAST": {"float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "bool"},
 }
+#: builtins whose data is not their first input (SPLIT takes the axis first)
+DATA_INPUT = {"SPLIT": 1}
 #: builtins whose operands (inputs from the given position on) must share one dtype
 SAME_TYPE = {**dict.fromkeys(("ADD", "SUB", "MUL", "DIV", "POW", "FLOOR_DIV", "FLOOR_MOD", "MAXIMUM", "MINIMUM",
                               "EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "LOGICAL_AND",
@@ -103,7 +106,8 @@ def _first_violation(op: TflOp, g: TflGraph) -> str:
         return f"has tensors of dtype {', '.join(bad)}, which a TFLite file cannot hold"
     inputs = [g.tensors[n] if n else None for n in op.inputs]
     outputs = [g.tensors[n] for n in op.outputs]
-    first = inputs[0] if inputs else None
+    data = DATA_INPUT.get(op.code, 0)
+    first = inputs[data] if len(inputs) > data else None
     allowed = KERNEL_DTYPES.get(op.code)
     if allowed is not None and first is not None and first.dtype.name not in allowed:
         return f"takes {', '.join(sorted(allowed))} in LiteRT, not {first.dtype.name} ('{first.name}')"

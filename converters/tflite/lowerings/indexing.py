@@ -14,7 +14,7 @@ from edgekit.converters.tflite.lowerings._common import const_of, require_rank
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
 #: data the gathers, scatters and selections move as they are (LiteRT's kernels take these natively)
-MOVED = ("float32", "int32", "int64", "int8")
+MOVED = ("float32", "int32", "int64", "int8", "bool")
 
 
 # -- helpers

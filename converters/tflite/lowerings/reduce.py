@@ -192,7 +192,7 @@ def mean(b, *xs):
     b.emit("MUL", [total, b.const(np.full([1] * y.rank, 1 / len(xs), np.float32), hint="inv_n")], [b.out(y)])
 
 
-@lowering("CumSum", since=11, emits=("CUMSUM",))
+@lowering("CumSum", since=11, emits=("CUMSUM",), dtypes=("float32", "int32", "int64"))
 def cumsum(b, x, axis, *, exclusive=0, reverse=0):
     """A running sum over run-time data (over constants, e.g. position ids, constant folding computes it)."""
     axis = int(np.asarray(const_of(axis, "axis")).reshape(-1)[0]) % x.rank

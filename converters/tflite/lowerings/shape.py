@@ -18,7 +18,7 @@ def _reshape_to_output(b, x):
 
 
 #: data movement works on int8 as on float (the requantize pass keeps input and output parameters equal)
-MOVES = ("float32", "int8")
+MOVES = ("float32", "int8", "int32", "int64", "bool")
 
 
 @lowering("Flatten", emits=("RESHAPE",), dtypes=MOVES)
@@ -169,7 +169,7 @@ def slice_10(b, x, starts, ends, axes=None, steps=None):
     _slice(b, x, const_of(starts, "starts"), const_of(ends, "ends"), const_of(axes, "axes"), const_of(steps, "steps"))
 
 
-@lowering("Gather", emits=("GATHER", "RESHAPE", "CAST", "FLOOR_MOD"))
+@lowering("Gather", emits=("GATHER", "RESHAPE", "CAST", "FLOOR_MOD"), dtypes=MOVES)
 def gather(b, x, indices, *, axis=0):
     if not indices.is_const:
         return _gather_computed(b, x, indices, axis % x.rank)
