@@ -35,8 +35,9 @@ def options_table(code: str) -> str | None:
 
 
 #: ops whose options carry a fusedActivationFunction the activation-fusion pass may set
+#: (CONCATENATION has the option too, but LiteRT refuses to prepare it with an activation set: seen on RegNet)
 FUSABLE = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV",
-           "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION"}
+           "AVERAGE_POOL_2D", "MAX_POOL_2D"}
 
 
 @dataclass

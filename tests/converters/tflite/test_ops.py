@@ -88,6 +88,8 @@ ROWS = [
     Row("LogSoftmax", 13, "y = LogSoftmax(x)", inputs="float[2,10] x", ops={"LOG_SOFTMAX"}),
     Row("LogSoftmax", 11, "y = LogSoftmax <axis=1> (x)", inputs="float[2,10] x", ops={"LOG_SOFTMAX"}, id="opset11"),
     # --- activations
+    Row("Relu", 14, "c = Concat <axis=1> (x, x)\ny = Relu(c)", ops={"CONCATENATION", "RELU"},
+        id="after_concat_stays_separate"),  # LiteRT refuses CONCATENATION with a fused activation
     Row("Relu", 13, "y = Relu(x)", ops={"RELU"}),
     Row("Relu", 13, "c = Conv(x, w)\ny = Relu(c)", ops={"TRANSPOSE": 2, "CONV_2D": 1}, inits={"w": f32(4, 3, 1, 1)},
         id="fused_into_conv"),
