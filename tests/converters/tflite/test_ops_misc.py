@@ -1,0 +1,68 @@
+"""Integer products, dynamic quantization, center crop/pad, affine grids and the losses: one row per op version
+(ONNX Runtime vs LiteRT, exact for integers) and the refused cases."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _differential import as_model, assert_converts, model_text
+from test_ops import Row, f32
+from edgekit.converters.tflite import compile_onnx
+from edgekit.errors import UnsupportedModelError
+
+U8 = np.random.default_rng(7)
+W_U8 = "w = Constant <value = uint8[2,1,2,2] {1,2,3,4,5,6,7,8}> ()\n"
+INTEGER_PRODUCT = {"CAST", "SUB", "BATCH_MATMUL"}
+DQL = {"REDUCE_MAX", "REDUCE_MIN", "MAXIMUM", "MINIMUM", "SUB", "EQUAL", "SELECT_V2", "DIV", "NEG", "ROUND", "ADD",
+       "CAST", "SQUEEZE"}
+
+ROWS = [
+    Row("MatMulInteger", 10, "y = MatMulInteger(a, bm, za, zb)",
+        inputs="uint8[4,3] a, uint8[3,2] bm, uint8 za, uint8 zb", outputs="int32 y", ops=INTEGER_PRODUCT),
+    Row("MatMulInteger", 10, "bm = Constant <value = int8[3,2] {-128,127,3,-4,5,0}> ()\n"
+        "zb = Constant <value = int8[2] {3,-5}> ()\ny = MatMulInteger(a, bm, za, zb)",
+        inputs="int8[2,4,3] a, int8 za", outputs="int32 y", ops={"CAST", "SUB", "FULLY_CONNECTED"}, id="const_b"),
+    Row("ConvInteger", 10, W_U8 + "zx = Constant <value = uint8 {1}> ()\n"
+        "y = ConvInteger <pads=[1,1,1,1]> (x, w, zx)", inputs="uint8[1,1,5,5] x", outputs="int32 y",
+        ops={"RESHAPE", "TRANSPOSE", "CAST", "SUB", "PAD", "CONV_2D"}),
+    Row("DynamicQuantizeLinear", 11, "y, s, z = DynamicQuantizeLinear(x)", inputs="float[2,6] x",
+        outputs="uint8 y, float s, uint8 z", ops=DQL),
+]
+
+
+def _inputs(row):
+    model = as_model(row.text())
+    feeds = {}
+    for inp in model.graph.input:
+        import onnx
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
+        dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            feeds[inp.name] = U8.integers(info.min, info.max, dims, endpoint=True).astype(dtype)
+        else:
+            feeds[inp.name] = f32(*dims, scale=3)
+    return feeds
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
+def test_op(row):
+    assert_converts(row.text(), inputs=_inputs(row), expect_ops=row.ops, nhwc_io=row.nhwc_io, atol=0, rtol=0)
+
+
+def _refusal(body, inputs, outputs, opset, **inits) -> str:
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_onnx(as_model(model_text(body, inputs, outputs, opset, **inits)))
+    return str(info.value)
+
+
+def test_integer_products_that_could_round_in_float32_are_refused():
+    """1100 products of int8 by int8 may reach 1100 * 128 * 128 > 2^24: float32 would round."""
+    message = _refusal("y = MatMulInteger(a, bm)", "int8[2,1100] a, int8[1100,2] bm", "int32 y", 10)
+    assert "past 2^24" in message
+
+
+def test_grouped_conv_integer_is_refused():
+    message = _refusal("w = Constant <value = uint8[2,1,1,1] {1,2}> ()\ny = ConvInteger <group=2> (x, w)",
+                       "uint8[1,2,3,3] x", "int32 y", 10)
+    assert "group=2" in message
