@@ -27,6 +27,14 @@ ROWS = [
         ops={"RESHAPE", "TRANSPOSE", "CAST", "SUB", "PAD", "CONV_2D"}),
     Row("DynamicQuantizeLinear", 11, "y, s, z = DynamicQuantizeLinear(x)", inputs="float[2,6] x",
         outputs="uint8 y, float s, uint8 z", ops=DQL),
+    Row("CenterCropPad", 18, "y = CenterCropPad(x, s)", inputs="float[9,4,3] x", ops={"SLICE", "PAD"},
+        inits={"s": np.asarray([4, 7, 3], np.int64)}),
+    Row("CenterCropPad", 18, "y = CenterCropPad <axes=[-2]> (x, s)", inputs="float[2,9,3] x", ops={"SLICE": 1},
+        inits={"s": np.asarray([6], np.int64)}, id="crop_axis"),
+    Row("AffineGrid", 20, "y = AffineGrid(theta, s)", inputs="float[2,2,3] theta", ops={"BATCH_MATMUL", "RESHAPE"},
+        inits={"s": np.asarray([2, 3, 5, 6], np.int64)}),
+    Row("AffineGrid", 20, "y = AffineGrid <align_corners=1> (theta, s)", inputs="float[2,3,4] theta",
+        ops={"BATCH_MATMUL", "RESHAPE"}, inits={"s": np.asarray([2, 3, 4, 5, 6], np.int64)}, id="3d_align_corners"),
 ]
 
 
@@ -47,7 +55,9 @@ def _inputs(row):
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r.op}-{r.id or r.opset}" for r in ROWS])
 def test_op(row):
-    assert_converts(row.text(), inputs=_inputs(row), expect_ops=row.ops, nhwc_io=row.nhwc_io, atol=0, rtol=0)
+    exact = row.op in ("MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "CenterCropPad")
+    assert_converts(row.text(), inputs=_inputs(row), expect_ops=row.ops, nhwc_io=row.nhwc_io,
+                    **(dict(atol=0, rtol=0) if exact else {}))
 
 
 def _refusal(body, inputs, outputs, opset, **inits) -> str:
@@ -66,3 +76,8 @@ def test_grouped_conv_integer_is_refused():
     message = _refusal("w = Constant <value = uint8[2,1,1,1] {1,2}> ()\ny = ConvInteger <group=2> (x, w)",
                        "uint8[1,2,3,3] x", "int32 y", 10)
     assert "group=2" in message
+
+
+def test_affine_grid_size_must_be_known_at_compile_time():
+    message = _refusal("y = AffineGrid(theta, s)", "float[2,2,3] theta, int64[4] s", "float y", 20)
+    assert "size input 's' is computed at run time" in message
