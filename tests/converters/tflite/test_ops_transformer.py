@@ -14,6 +14,11 @@ from edgekit.errors import UnsupportedModelError
 REFERENCE_ONLY = {"SwiGLU"}
 ROPE = {"GATHER", "RESHAPE", "SLICE", "MUL", "SUB", "ADD", "CONCATENATION"}
 POS = {"p": np.array([[3, 0, 7]], np.int64)}
+ATTN = {"MUL", "BATCH_MATMUL", "SOFTMAX"}
+SPLIT_HEADS = {"RESHAPE", "TRANSPOSE"}
+GUARD = {"REDUCE_MAX", "EQUAL", "SELECT_V2"}
+QKV4 = "float[2,4,3,8] q, float[2,2,5,8] k, float[2,2,5,6] v"
+QKV3 = "float[2,3,32] q, float[2,5,16] k, float[2,5,12] v"
 
 
 def caches(positions=8, half=4):
@@ -33,6 +38,21 @@ ROWS = [
         inputs="float[1,3,16] x", ops=ROPE, inits={**caches(half=2), **POS}, id="3d_partial"),
     Row("RotaryEmbedding", 23, "y = RotaryEmbedding(x, c, s)", inputs="float[1,2,3,8] x, float[1,3,4] c, "
         "float[1,3,4] s", ops=ROPE - {"GATHER"}, id="caches_per_position"),
+    Row("Attention", 23, "y = Attention(q, k, v)", inputs="float[1,2,3,4] q, float[1,2,5,4] k, float[1,2,5,4] v",
+        ops=ATTN, id="4d"),
+    Row("Attention", 23, "y = Attention <is_causal=1, scale=0.3> (q, k, v)", inputs=QKV4,
+        ops=ATTN | {"GATHER", "ADD"}, id="4d_gqa_causal_scaled"),
+    Row("Attention", 23, "y = Attention <q_num_heads=4, kv_num_heads=2, softcap=2.0> (q, k, v, m)",
+        inputs=QKV3 + ", float[3,5] m", ops=ATTN | SPLIT_HEADS | GUARD | {"GATHER", "ADD", "DIV", "TANH"},
+        id="3d_gqa_softcap_float_mask"),
+    Row("Attention", 23, "y, pk, pv, qk = Attention <is_causal=1, qk_matmul_output_mode=3> (q, k, v, m, past_k, past_v)",
+        inputs="float[1,2,3,4] q, float[1,2,3,4] k, float[1,2,3,4] v, float[3,5] m, float[1,2,2,4] past_k, "
+        "float[1,2,2,4] past_v", outputs="float y, float pk, float pv, float qk",
+        ops=ATTN | GUARD | {"ADD", "CONCATENATION", "CONCATENATION", "RESHAPE"}, id="past_present_mask_mode3"),
+    Row("Attention", 24, "y = Attention(q, k, v, , , , n)", inputs=QKV4, ops=ATTN | GUARD | {"GATHER", "ADD", "CAST",
+        "LESS_EQUAL", "RESHAPE"}, inits={"n": np.array([5, 3], np.int64)}, id="nonpad_kv_seqlen"),
+    Row("Attention", 25, "y = Attention <is_causal=1, left_window_size=1> (q, k, v)", inputs=QKV4,
+        ops=ATTN | {"GATHER", "ADD"}, id="causal_local_window"),
 ]
 
 
@@ -74,3 +94,21 @@ def test_rotary_embedding_refuses_a_rotary_dim_that_is_odd():
     text = model_text("y = RotaryEmbedding <rotary_embedding_dim=3> (x, c, s, p)", "float[1,2,3,8] x", "float y", 23,
                       **caches(half=1), **POS)
     assert "rotary_embedding_dim=3 must be even" in refused(text)
+
+
+def attention_refusal(attrs: str) -> str:
+    return refused(model_text(f"y = Attention <{attrs}> (q, k, v)", QKV4, "float y", 25))
+
+
+def test_attention_refuses_a_softmax_in_double_precision():
+    assert "softmax_precision=11" in attention_refusal("softmax_precision=11")
+
+
+def test_attention_refuses_the_raw_qk_output_with_softcap_where_spec_and_reference_disagree():
+    text = model_text("y, , , qk = Attention <softcap=2.0> (q, k, v)", QKV4, "float y, float qk", 23)
+    assert "qk_matmul_output_mode=0 with softcap" in refused(text)
+
+
+def test_attention_refuses_query_heads_that_are_no_multiple_of_the_kv_heads():
+    text = model_text("y = Attention(q, k, v)", "float[1,3,2,4] q, float[1,2,2,4] k, float[1,2,2,4] v", "float y", 23)
+    assert "3 query heads are not a multiple of 2" in refused(text)
