@@ -15,6 +15,8 @@ W_U8 = "w = Constant <value = uint8[2,1,2,2] {1,2,3,4,5,6,7,8}> ()\n"
 INTEGER_PRODUCT = {"CAST", "SUB", "BATCH_MATMUL"}
 DQL = {"REDUCE_MAX", "REDUCE_MIN", "MAXIMUM", "MINIMUM", "SUB", "EQUAL", "SELECT_V2", "DIV", "NEG", "ROUND", "ADD",
        "CAST", "SQUEEZE"}
+NLL_WEIGHTED = {"RESHAPE", "EQUAL", "SELECT_V2", "SUM", "MUL", "DIV", "NEG"}
+LOG_SOFTMAX = {"REDUCE_MAX", "SUB", "EXP", "SUM", "LOG"}
 
 ROWS = [
     Row("MatMulInteger", 10, "y = MatMulInteger(a, bm, za, zb)",
@@ -35,6 +37,15 @@ ROWS = [
         inits={"s": np.asarray([2, 3, 5, 6], np.int64)}),
     Row("AffineGrid", 20, "y = AffineGrid <align_corners=1> (theta, s)", inputs="float[2,3,4] theta",
         ops={"BATCH_MATMUL", "RESHAPE"}, inits={"s": np.asarray([2, 3, 4, 5, 6], np.int64)}, id="3d_align_corners"),
+    Row("NegativeLogLikelihoodLoss", 13, "y = NegativeLogLikelihoodLoss <reduction=\"none\"> (x, t)",
+        inputs="float[3,5] x, int64[3] t", ops={"RESHAPE", "EQUAL", "SELECT_V2", "SUM", "NEG"}),
+    Row("NegativeLogLikelihoodLoss", 22, "y = NegativeLogLikelihoodLoss <ignore_index=1> (x, t, w)",
+        inputs="float[2,5,3,4] x, int64[2,3,4] t, float[5] w", ops=NLL_WEIGHTED, id="weight_ii_mean"),
+    Row("SoftmaxCrossEntropyLoss", 13, "y, p = SoftmaxCrossEntropyLoss <reduction=\"sum\", ignore_index=2> (x, t)",
+        inputs="float[2,5,3,2,2,2] x, int64[2,3,2,2,2] t", outputs="float y, float p",
+        ops=LOG_SOFTMAX | {"RESHAPE", "EQUAL", "SELECT_V2", "SUM", "NEG"}, id="rank6_log_prob"),
+    Row("SoftmaxCrossEntropyLoss", 13, "y = SoftmaxCrossEntropyLoss(x, t)", inputs="float[3,5] x, int64[3] t",
+        ops=LOG_SOFTMAX | {"RESHAPE", "EQUAL", "SELECT_V2", "SUM", "NEG", "MEAN"}, id="mean"),
 ]
 
 
@@ -45,7 +56,9 @@ def _inputs(row):
         import onnx
         dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
         dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-        if dtype.kind in "iu":
+        if inp.name == "t":  # class indices, some of them the ignore_index of the rows that have one
+            feeds[inp.name] = U8.integers(0, 5, dims).astype(dtype)
+        elif dtype.kind in "iu":
             info = np.iinfo(dtype)
             feeds[inp.name] = U8.integers(info.min, info.max, dims, endpoint=True).astype(dtype)
         else:
@@ -82,3 +95,18 @@ def test_affine_grid_size_must_be_known_at_compile_time():
     """A run-time size leaves the grid's shape unknown: refused before the lowering is reached."""
     message = _refusal("y = AffineGrid(theta, s)", "float[2,2,3] theta, int64[4] s", "float y", 20)
     assert "AffineGrid" in message and "dynamic non-batch dimension" in message
+
+
+def test_nll_over_minus_infinity_elsewhere_in_the_row_stays_finite():
+    """Log-probabilities of -inf at classes that are not the target: the pick adds zeros, never 0 * -inf."""
+    x = np.full((2, 4), -np.inf, np.float32)
+    x[0, 1], x[1, 3] = -0.5, -2.0
+    text = model_text("y = NegativeLogLikelihoodLoss <reduction=\"none\"> (x, t)", "float[2,4] x, int64[2] t",
+                      "float y", 13)
+    assert_converts(text, inputs={"x": x, "t": np.asarray([1, 3], np.int64)})
+
+
+def test_unknown_reduction_is_refused():
+    message = _refusal("y = NegativeLogLikelihoodLoss <reduction=\"max\"> (x, t)", "float[3,5] x, int64[3] t",
+                       "float y", 13)
+    assert "reduction='max'" in message
