@@ -125,7 +125,8 @@ def rotary_embedding(b, x, cos_cache, sin_cache, position_ids=None, *, interleav
 # --- Attention ------------------------------------------------------------------------------------------------------
 
 ATTENTION_EMITS = ("RESHAPE", "TRANSPOSE", "CONCATENATION", "GATHER", "MUL", "DIV", "TANH", "ADD", "BATCH_MATMUL",
-                   "SOFTMAX", "SELECT_V2", "REDUCE_MAX", "EQUAL", "CAST", "LESS_EQUAL")
+                   "SOFTMAX", "SELECT_V2", "REDUCE_MAX", "EQUAL", "CAST", "LESS_EQUAL", "GREATER_EQUAL",
+                   "LOGICAL_AND")
 NEG_INF = np.float32(-np.inf)
 
 
@@ -259,9 +260,6 @@ def _bias(b, attn_mask, nonpad, is_causal, past_len, q_len, kv_len, left_window,
         allowed &= rows - cols <= left_window
     if right_window >= 0:
         allowed &= cols - rows <= right_window
-    if nonpad is not None and (is_causal or left_window >= 0 or right_window >= 0):
-        raise Unsupported("nonpad_kv_seqlen with is_causal or a window: the causal frontier then depends on each "
-                          "batch's run-time length")
     positional = np.where(allowed, np.float32(0), NEG_INF).astype(np.float32)
     mask_const = None
     if attn_mask is not None and attn_mask.is_const:
@@ -280,8 +278,11 @@ def _bias(b, attn_mask, nonpad, is_causal, past_len, q_len, kv_len, left_window,
     elif mask_const is not None:
         parts.append((b.const(mask_const, hint="mask_bias"), list(mask_const.shape)))
     if nonpad is not None:
-        parts.append(_padding_bias(b, nonpad, kv_len))
-    if np.any(~allowed):
+        lengths = _lengths(b, nonpad)
+        parts.append(_padding_bias(b, lengths, kv_len))
+        if is_causal or left_window >= 0 or right_window >= 0:
+            parts.append(_frontier_bias(b, lengths, is_causal, q_len, kv_len, left_window, right_window))
+    elif np.any(~allowed):
         parts.append((b.const(positional, hint="positional_bias"), [q_len, kv_len]))
     bias, shape = parts[0]
     for other, other_shape in parts[1:]:
@@ -323,12 +324,16 @@ def _runtime_mask_bias(b, mask, kv_len: int):
     return bias, shape
 
 
-def _padding_bias(b, nonpad, kv_len: int):
-    """-inf on the keys at or after each batch's nonpad_kv_seqlen: [batch, 1, 1, kv]."""
+def _lengths(b, nonpad) -> str:
+    """nonpad_kv_seqlen as float32 [batch, 1, 1, 1] (lengths are small integers: exact in float32)."""
     batch = int(nonpad.shape[0])
     lengths = _emit(b, "CAST", [b.t(nonpad)], [batch], "lengths")
-    lengths = _emit(b, "RESHAPE", [lengths, b.ints([batch, 1, 1, 1])], [batch, 1, 1, 1], "lengths4")
-    # key j is padding iff length <= j
+    return _emit(b, "RESHAPE", [lengths, b.ints([batch, 1, 1, 1])], [batch, 1, 1, 1], "lengths4")
+
+
+def _padding_bias(b, lengths: str, kv_len: int):
+    """-inf on the keys at or after each batch's nonpad_kv_seqlen: [batch, 1, 1, kv]."""
+    batch = b.shape_of(lengths)[0]
     padding = _emit(b, "LESS_EQUAL", [lengths, b.const(np.arange(kv_len, dtype=np.float32).reshape(1, 1, 1, -1),
                                                         hint="key_index")], [batch, 1, 1, kv_len], "padding",
                     dtype=np.bool_)
@@ -336,3 +341,26 @@ def _padding_bias(b, nonpad, kv_len: int):
                                   b.const(np.zeros([1, 1, 1, 1], np.float32), hint="zero")], [batch, 1, 1, kv_len],
                  "padding_bias")
     return bias, [batch, 1, 1, kv_len]
+
+
+def _frontier_bias(b, lengths: str, is_causal, q_len: int, kv_len: int, left_window: int, right_window: int):
+    """The causal / window bias of an external cache: query i sits at nonpad_kv_seqlen[b] - q_len + i, so with
+    d = that position - key j, causal allows d >= 0, the windows -right <= d <= left: [batch, 1, q, kv]."""
+    batch = b.shape_of(lengths)[0]
+    shape = [batch, 1, q_len, kv_len]
+    offsets = (np.arange(q_len)[:, None] - np.arange(kv_len)[None] - q_len).astype(np.float32)[None, None]
+    distance = _emit(b, "ADD", [lengths, b.const(offsets, hint="offsets")], shape, "distance")
+    tests = []
+    if is_causal:
+        tests.append(("GREATER_EQUAL", 0))
+    if left_window >= 0:
+        tests.append(("LESS_EQUAL", left_window))
+    if right_window >= 0:
+        tests.append(("GREATER_EQUAL", -right_window))
+    allowed = None
+    for code, bound in tests:
+        ok = _emit(b, code, [distance, _scalar(b, bound, "bound", 4)], shape, "within", dtype=np.bool_)
+        allowed = ok if allowed is None else _emit(b, "LOGICAL_AND", [allowed, ok], shape, "allowed", dtype=np.bool_)
+    bias = _emit(b, "SELECT_V2", [allowed, b.const(np.zeros([1, 1, 1, 1], np.float32), hint="zero"),
+                                  b.const(np.full([1, 1, 1, 1], NEG_INF), hint="neg_inf")], shape, "frontier_bias")
+    return bias, shape
