@@ -53,6 +53,9 @@ ROWS = [
         "LESS_EQUAL", "RESHAPE"}, inits={"n": np.array([5, 3], np.int64)}, id="nonpad_kv_seqlen"),
     Row("Attention", 25, "y = Attention <is_causal=1, left_window_size=1> (q, k, v)", inputs=QKV4,
         ops=ATTN | {"GATHER", "ADD"}, id="causal_local_window"),
+    Row("Attention", 25, "y = Attention <is_causal=1, left_window_size=2> (q, k, v, , , , n)", inputs=QKV4,
+        ops=ATTN | GUARD | {"GATHER", "ADD", "CAST", "LESS_EQUAL", "GREATER_EQUAL", "LOGICAL_AND", "RESHAPE"},
+        inits={"n": np.array([5, 4], np.int64)}, id="nonpad_causal_window"),
 ]
 
 
