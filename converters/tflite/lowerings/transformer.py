@@ -364,3 +364,50 @@ def _frontier_bias(b, lengths: str, is_causal, q_len: int, kv_len: int, left_win
     bias = _emit(b, "SELECT_V2", [allowed, b.const(np.zeros([1, 1, 1, 1], np.float32), hint="zero"),
                                   b.const(np.full([1, 1, 1, 1], NEG_INF), hint="neg_inf")], shape, "frontier_bias")
     return bias, shape
+
+
+# --- TensorScatter --------------------------------------------------------------------------------------------------
+
+@lowering("TensorScatter", since=24, emits=("CAST", "RESHAPE", "SUB", "FLOOR_MOD", "MAXIMUM", "MINIMUM",
+                                            "GREATER_EQUAL", "LESS", "LOGICAL_AND", "GATHER", "SELECT_V2"),
+          dynamic_batch=False)
+def tensor_scatter(b, past, update, write_indices=None, *, axis=-2, mode="linear"):
+    """present[b, .., p, ..] = update[b, .., p - w[b], ..] where 0 <= p - w[b] < seq (mod max_seq when circular),
+    else past: GATHER (batch_dims=1) of update along the sequence axis at the clamped offsets, then SELECT_V2."""
+    if mode not in ("linear", "circular"):
+        raise Unsupported(f"mode={mode!r} is not an ONNX value")
+    rank = past.rank
+    axis %= rank
+    if axis == 0:
+        raise Unsupported("axis=0 is the batch axis; the sequence axis must follow it")
+    batch, max_len, seq = int(past.shape[0]), int(past.shape[axis]), int(update.shape[axis])
+    positions = np.arange(max_len, dtype=np.int32)[None]  # [1, max_len]
+    if write_indices is None or write_indices.is_const:
+        starts = np.zeros(batch, np.int64) if write_indices is None else np.asarray(write_indices.const)
+        offsets = positions - starts.astype(np.int32)[:, None]
+        if mode == "circular":
+            offsets %= max_len
+        valid = b.const((offsets >= 0) & (offsets < seq), hint="written")
+        index = b.const(np.clip(offsets, 0, seq - 1).astype(np.int32), hint="source")
+    else:
+        starts = b.t(write_indices)
+        if b.g.tensors[starts].dtype != np.int32:
+            starts = _emit(b, "CAST", [starts], [batch], "starts", dtype=np.int32)
+        starts = _emit(b, "RESHAPE", [starts, b.ints([batch, 1])], [batch, 1], "starts2", dtype=np.int32)
+        offsets = _emit(b, "SUB", [b.const(positions, hint="positions"), starts], [batch, max_len], "offsets",
+                        dtype=np.int32)
+        if mode == "circular":
+            offsets = _emit(b, "FLOOR_MOD", [offsets, b.ints([[max_len]], "max_len")], [batch, max_len], "wrapped",
+                            dtype=np.int32)
+        grid = [batch, max_len]
+        low = _emit(b, "GREATER_EQUAL", [offsets, b.ints([[0]], "zero")], grid, "from_start", dtype=np.bool_)
+        high = _emit(b, "LESS", [offsets, b.ints([[seq]], "seq")], grid, "before_end", dtype=np.bool_)
+        valid = _emit(b, "LOGICAL_AND", [low, high], grid, "written", dtype=np.bool_)
+        index = _emit(b, "MAXIMUM", [offsets, b.ints([[0]], "zero")], grid, "clamped_low", dtype=np.int32)
+        index = _emit(b, "MINIMUM", [index, b.ints([[seq - 1]], "last")], grid, "source", dtype=np.int32)
+    shape = [int(d) for d in past.shape]
+    moved = _emit(b, "GATHER", [b.t(update), index], shape, "moved", axis=axis, batchDims=1)
+    mask_shape = [batch] + [1] * (rank - 1)
+    mask_shape[axis] = max_len
+    mask = _emit(b, "RESHAPE", [valid, b.ints(mask_shape)], mask_shape, "written_at", dtype=np.bool_)
+    b.emit("SELECT_V2", [mask, moved, b.t(past)], [b.out(b.outputs[0])])

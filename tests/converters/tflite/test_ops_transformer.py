@@ -56,6 +56,10 @@ ROWS = [
     Row("Attention", 25, "y = Attention <is_causal=1, left_window_size=2> (q, k, v, , , , n)", inputs=QKV4,
         ops=ATTN | GUARD | {"GATHER", "ADD", "CAST", "LESS_EQUAL", "GREATER_EQUAL", "LOGICAL_AND", "RESHAPE"},
         inits={"n": np.array([5, 4], np.int64)}, id="nonpad_causal_window"),
+    Row("TensorScatter", 24, "y = TensorScatter(x, u, w)", inputs="float[2,2,6,3] x, float[2,2,2,3] u",
+        ops={"GATHER", "RESHAPE", "SELECT_V2"}, inits={"w": np.array([1, 4], np.int64)}, id="linear_constant_indices"),
+    Row("TensorScatter", 24, "y = TensorScatter <mode=\"circular\", axis=1> (x, u)", inputs="float[2,5,3] x, "
+        "float[2,3,3] u", ops={"GATHER", "RESHAPE", "SELECT_V2"}, id="circular_no_indices"),
 ]
 
 
@@ -115,3 +119,16 @@ def test_attention_refuses_the_raw_qk_output_with_softcap_where_spec_and_referen
 def test_attention_refuses_query_heads_that_are_no_multiple_of_the_kv_heads():
     text = model_text("y = Attention(q, k, v)", "float[1,3,2,4] q, float[1,2,2,4] k, float[1,2,2,4] v", "float y", 23)
     assert "3 query heads are not a multiple of 2" in refused(text)
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+def test_tensor_scatter_writes_at_run_time_indices(mode):
+    """Write indices computed at run time (a KV-cache step); circular ones wrap past the end of the cache."""
+    text = model_text(f'y = TensorScatter <mode="{mode}"> (x, u, w)', "float[3,2,5,4] x, float[3,2,2,4] u, int64[3] w",
+                      "float y", 24)
+    starts = [0, 3, 4] if mode == "circular" else [0, 3, 1]
+    feeds = {"x": f32(3, 2, 5, 4), "u": f32(3, 2, 2, 4), "w": np.array(starts, np.int64)}
+    ops = {"RESHAPE", "SUB", "MAXIMUM", "MINIMUM", "GREATER_EQUAL", "LESS", "LOGICAL_AND", "GATHER",
+           "SELECT_V2"} | ({"FLOOR_MOD"} if mode == "circular" else set())
+    assert_converts(text, feeds, expect_ops=ops)
+
