@@ -54,7 +54,7 @@ def _check_operand(value, what):
 
 
 def _centered(b, value, zero_point, zp_shape, hint) -> str:
-    """`value` as float32 minus its zero point (a constant broadcast as `zp_shape`, or a run-time scalar)."""
+    """`value` as float32 minus its zero point, a scalar or a vector laid out as `zp_shape` to broadcast."""
     src = cast(b, b.t(value), value.phys_shape, value.dtype, np.float32, hint)
     if zero_point is None:
         return src
@@ -64,16 +64,17 @@ def _centered(b, value, zero_point, zp_shape, hint) -> str:
             return src
         operand = b.const(zp.reshape(zp_shape if zp.size > 1 else [1] * len(value.phys_shape)), hint=f"{hint}_zp")
     else:
-        if zero_point.shape is None or int(np.prod(zero_point.shape)) != 1:
-            raise Unsupported(f"the zero point '{zero_point.name}' is a computed vector; only computed scalars "
-                              "or constants are supported")
         operand = cast(b, b.t(zero_point), zero_point.phys_shape, zero_point.dtype, np.float32, f"{hint}_zp")
+        if int(np.prod(zero_point.shape)) > 1:  # per row / column / channel: laid along its axis
+            laid = b.temp([int(np.prod(zero_point.shape)) if d == -1 else d for d in zp_shape], hint=f"{hint}_zp_laid")
+            b.emit("RESHAPE", [operand, b.ints(zp_shape, "zp_shape")], [laid])
+            operand = laid
     centered = b.temp(value.phys_shape, hint=f"{hint}_centered")
     b.emit("SUB", [src, operand], [centered])
     return centered
 
 
-@lowering("MatMulInteger", since=10, emits=("CAST", "SUB", "FULLY_CONNECTED", "BATCH_MATMUL"),
+@lowering("MatMulInteger", since=10, emits=("CAST", "SUB", "RESHAPE", "FULLY_CONNECTED", "BATCH_MATMUL"),
           dtypes=("uint8", "int8", "int32"))
 def matmul_integer(b, a, bm, a_zero_point=None, b_zero_point=None):
     """(A - a_zp) @ (B - b_zp) in int32; a_zp per row of A, b_zp per column of B."""
@@ -83,7 +84,7 @@ def matmul_integer(b, a, bm, a_zero_point=None, b_zero_point=None):
         raise Unsupported("1-D MatMulInteger operands are not supported", hint="Reshape them to 2-D in the model.")
     _prove_exact(int(a.shape[-1]), a, a_zero_point, bm, b_zero_point)
     y = b.outputs[0]
-    lhs = _centered(b, a, a_zero_point, [int(a.shape[-2]), 1], "a")
+    lhs = _centered(b, a, a_zero_point, [-1, 1], "a")
     product = b.temp(y.phys_shape, hint="product")
     if bm.is_const and bm.rank == 2 and (b_zero_point is None or b_zero_point.is_const):
         zp = np.zeros([1], np.float32) if b_zero_point is None else np.asarray(b_zero_point.const, np.float32)
@@ -91,12 +92,12 @@ def matmul_integer(b, a, bm, a_zero_point=None, b_zero_point=None):
         b.emit("FULLY_CONNECTED", [lhs, b.const(np.ascontiguousarray(weight), hint="weight"), None], [product],
                keepNumDims=a.rank > 2)
     else:
-        rhs = _centered(b, bm, b_zero_point, [1, int(bm.shape[-1])], "b")
+        rhs = _centered(b, bm, b_zero_point, [1, -1], "b")
         b.emit("BATCH_MATMUL", [lhs, rhs], [product])
     cast(b, product, y.phys_shape, np.float32, np.int32, out=b.out(y))
 
 
-@lowering("ConvInteger", since=10, emits=("CAST", "SUB", "PAD", "CONV_2D"), layout="nhwc",
+@lowering("ConvInteger", since=10, emits=("CAST", "SUB", "RESHAPE", "PAD", "CONV_2D", "TRANSPOSE"), layout="nhwc",
           dtypes=("uint8", "int8", "int32"))
 def conv_integer(b, x, w, x_zero_point=None, w_zero_point=None, *, auto_pad="NOTSET", dilations=None, group=1,
                  kernel_shape=None, pads=None, strides=None):
@@ -107,13 +108,11 @@ def conv_integer(b, x, w, x_zero_point=None, w_zero_point=None, *, auto_pad="NOT
     _check_operand(w, "w")
     if group != 1:
         raise Unsupported(f"group={group}; only group=1 is supported")
-    weight = const_of(w, "weight").astype(np.float32)
-    if w_zero_point is not None:
-        zp = np.asarray(const_of(w_zero_point, "w_zero_point"), np.float32).reshape(-1)
-        weight = weight - zp.reshape(-1, 1, 1, 1) if zp.size > 1 else weight - zp[0]
-    _prove_exact(int(np.prod(weight.shape[1:])), x, x_zero_point, w, w_zero_point)
+    w_shape = [int(d) for d in w.shape]
+    filters = _filters(b, w, w_zero_point)
+    _prove_exact(int(np.prod(w_shape[1:])), x, x_zero_point, w, w_zero_point)
     y = b.outputs[0]
-    kernel, strides, dilations = list(weight.shape[2:]), strides or [1, 1], dilations or [1, 1]
+    kernel, strides, dilations = w_shape[2:], strides or [1, 1], dilations or [1, 1]
     begins, ends = onnx_pads(spatial(x), kernel, strides, dilations, pads, auto_pad, spatial(y))
     padding = tflite_padding(spatial(x), kernel, strides, dilations, begins, ends, spatial(y))
     src = _centered(b, x, x_zero_point, [1], "x")
@@ -122,14 +121,29 @@ def conv_integer(b, x, w, x_zero_point=None, w_zero_point=None, *, auto_pad="NOT
         b.emit("PAD", [src, b.const(nhwc_paddings(begins, ends), hint="paddings")], [padded])
         src, padding = padded, VALID
     product = b.temp(y.phys_shape, hint="product")
-    b.emit("CONV_2D", [src, b.const(np.ascontiguousarray(weight.transpose(0, 2, 3, 1)), hint="weight"),
-                       b.const(np.zeros(weight.shape[0], np.float32), hint="bias")], [product],
+    b.emit("CONV_2D", [src, filters, b.const(np.zeros(w_shape[0], np.float32), hint="bias")], [product],
            padding=padding, strideH=strides[0], strideW=strides[1],
            dilationHFactor=dilations[0], dilationWFactor=dilations[1])
     cast(b, product, y.phys_shape, np.float32, np.int32, out=b.out(y))
 
 
-@lowering("DynamicQuantizeLinear", since=11, layout="any", dtypes=("float32", "uint8"),
+def _filters(b, w, w_zero_point) -> str:
+    """The filters minus their zero points, OHWI float32: folded when constant, else CAST, SUB and TRANSPOSE (the
+    kernel then runs without XNNPACK, which packs constant filters only)."""
+    if w.is_const and (w_zero_point is None or w_zero_point.is_const):
+        weight = w.const.astype(np.float32)
+        if w_zero_point is not None:
+            zp = np.asarray(w_zero_point.const, np.float32).reshape(-1)
+            weight = weight - (zp.reshape(-1, 1, 1, 1) if zp.size > 1 else zp[0])
+        return b.const(np.ascontiguousarray(weight.transpose(0, 2, 3, 1)), hint="weight")
+    centered = _centered(b, w, w_zero_point, [-1, 1, 1, 1], "w")
+    o, i, kh, kw = (int(d) for d in w.shape)
+    ohwi = b.temp([o, kh, kw, i], hint="weight_ohwi")
+    b.emit("TRANSPOSE", [centered, b.ints([0, 2, 3, 1], "perm")], [ohwi])
+    return ohwi
+
+
+@lowering("DynamicQuantizeLinear", since=11, dtypes=("float32", "uint8"),
           emits=("REDUCE_MAX", "REDUCE_MIN", "MAXIMUM", "MINIMUM", "SUB", "EQUAL", "SELECT_V2", "DIV", "NEG", "ROUND",
                  "ADD", "CAST", "SQUEEZE"))
 def dynamic_quantize_linear(b, x):

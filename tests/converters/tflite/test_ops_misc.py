@@ -27,6 +27,8 @@ ROWS = [
     Row("ConvInteger", 10, W_U8 + "zx = Constant <value = uint8 {1}> ()\n"
         "y = ConvInteger <pads=[1,1,1,1]> (x, w, zx)", inputs="uint8[1,1,5,5] x", outputs="int32 y",
         ops={"RESHAPE", "TRANSPOSE", "CAST", "SUB", "PAD", "CONV_2D"}),
+    Row("ConvInteger", 10, "y = ConvInteger(x, w, zx, zw)", inputs="int8[1,2,5,5] x, int8[3,2,3,3] w, int8 zx, "
+        "int8 zw", outputs="int32 y", ops={"TRANSPOSE", "CAST", "SUB", "CONV_2D"}, id="computed_weights"),
     Row("DynamicQuantizeLinear", 11, "y, s, z = DynamicQuantizeLinear(x)", inputs="float[2,6] x",
         outputs="uint8 y, float s, uint8 z", ops=DQL),
     Row("CenterCropPad", 18, "y = CenterCropPad(x, s)", inputs="float[9,4,3] x", ops={"SLICE", "PAD"},
@@ -110,3 +112,24 @@ def test_unknown_reduction_is_refused():
     message = _refusal("y = NegativeLogLikelihoodLoss <reduction=\"max\"> (x, t)", "float[3,5] x, int64[3] t",
                        "float y", 13)
     assert "reduction='max'" in message
+
+
+def _run_litert(model, feeds: dict) -> list:
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_content=compile_onnx(model).to_bytes(), num_threads=1)
+    interp.allocate_tensors()
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], feeds[d["name"]])
+    interp.invoke()
+    return [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+
+
+def test_matmul_integer_takes_computed_zero_points_per_row_and_column():
+    """ONNX Runtime only takes scalar zero points: checked against numpy, exactly."""
+    text = model_text("y = MatMulInteger(a, bm, za, zb)", "uint8[4,3] a, uint8[3,2] bm, uint8[4] za, uint8[2] zb",
+                      "int32 y", 10)
+    feeds = {name: U8.integers(0, 256, shape).astype(np.uint8)
+             for name, shape in (("a", (4, 3)), ("bm", (3, 2)), ("za", (4,)), ("zb", (2,)))}
+    want = (feeds["a"].astype(np.int32) - feeds["za"][:, None]) @ (feeds["bm"].astype(np.int32) - feeds["zb"][None])
+    got, = _run_litert(as_model(text), feeds)
+    np.testing.assert_array_equal(got, want)
