@@ -133,3 +133,16 @@ def test_matmul_integer_takes_computed_zero_points_per_row_and_column():
     want = (feeds["a"].astype(np.int32) - feeds["za"][:, None]) @ (feeds["bm"].astype(np.int32) - feeds["zb"][None])
     got, = _run_litert(as_model(text), feeds)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("x", [[0.0, 0.5, 1.5, 2.5, -0.5, 255.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                               [-3.0, -1.5, -0.25, -2.0, -1.0, -0.5]], ids=["halves", "zeros", "negative"])
+def test_dynamic_quantize_linear_rounds_halves_to_even_like_onnx(x):
+    """x / scale lands on halves (scale 1); an all-zero input takes the scale 1/255; an all-negative one zero point
+    255."""
+    text = model_text("y, s, z = DynamicQuantizeLinear(x)", "float[6] x", "uint8 y, float s, uint8 z", 11)
+    from onnx.reference import ReferenceEvaluator
+    feeds = {"x": np.asarray(x, np.float32)}
+    want = ReferenceEvaluator(as_model(text)).run(None, feeds)
+    for got, expected in zip(_run_litert(as_model(text), feeds), want):
+        np.testing.assert_array_equal(got, expected)
