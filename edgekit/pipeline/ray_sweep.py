@@ -57,7 +57,10 @@ def build_lanes_on_ray(run, variants: dict, lane_names: list[list[str]], address
         fp32 = replace(fp32, path=fp32.path.resolve() if fp32.path else None)
         refs = [build.remote(config, str(run.out.resolve()), str(run.exported.resolve()), fp32, lane)
                 for lane in lane_names]
-        for built, events in ray.get(refs):
+        pending = refs
+        while pending:  # as each lane finishes, so progress shows while the others run
+            done, pending = ray.wait(pending, num_returns=1)
+            built, events = ray.get(done[0])
             for step, state in events:
                 run.notify(step, state)
             for v in built:
