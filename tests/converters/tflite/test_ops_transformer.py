@@ -132,3 +132,9 @@ def test_tensor_scatter_writes_at_run_time_indices(mode):
            "SELECT_V2"} | ({"FLOOR_MOD"} if mode == "circular" else set())
     assert_converts(text, feeds, expect_ops=ops)
 
+
+
+def test_attention_refuses_past_key_without_past_value():
+    text = model_text("y = Attention(q, k, v, , pk)", "float[1,2,3,4] q, float[1,2,3,4] k, float[1,2,3,4] v, "
+                      "float[1,2,2,4] pk", "float y", 23)
+    assert "past_key and past_value must be given together" in refused(text)
