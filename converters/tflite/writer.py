@@ -126,7 +126,7 @@ def _tensor(fb, t, buffers, name: str):
     tensor = fb.TensorT()
     tensor.name = name
     tensor.type = getattr(fb.TensorType, TENSOR_TYPES[np.dtype(t.dtype).name])
-    tensor.shape = [max(int(d), 1) for d in t.shape]
+    tensor.shape = [int(d) if int(d) >= 0 else 1 for d in t.shape]  # a run-time dim is 1 until resized; 0 stays 0
     if any(int(d) < 0 for d in t.shape):
         tensor.shapeSignature = [int(d) for d in t.shape]
     tensor.buffer = 0

@@ -62,6 +62,8 @@ ROWS = [
 SWISH = [Row("Swish", 24, "y = Swish <alpha=1.5> (x)", ops={"MUL": 2, "LOGISTIC": 1}, id="alpha15"),
          Row("Swish", 24, "y = Swish(x)", ops={"MUL": 1, "LOGISTIC": 1}, id="alpha1")]
 ROWS += SWISH
+ROWS += [Row("Det", 11, "y = Det(x)", "float[4,3,3] x", ops={"RESHAPE", "GATHER", "MUL", "SUM"}, id="batch_3x3"),
+         Row("Det", 11, "y = Det(x)", "float[2,2] x", ops={"RESHAPE", "GATHER", "MUL", "SUM"}, id="single_2x2")]
 
 
 def _int_inputs(row):
