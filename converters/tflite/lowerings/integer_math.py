@@ -4,6 +4,8 @@ MatMulInteger and ConvInteger run as float32 FULLY_CONNECTED / BATCH_MATMUL / CO
 zero points, then CAST to int32. float32 holds every integer of magnitude up to 2^24 exactly, so the result is exact
 when every product and partial sum stays within that: proved at compile time from the operands' dtype ranges, the
 zero points and the reduction length K (|sum| <= K * max|a - a_zp| * max|b - b_zp|), refused otherwise.
+Constant weights of REQUANTIZED_FROM elements or more are kept out of the weight slot of FULLY_CONNECTED and CONV_2D
+as float constants: the dynamic_range pass (precision "dynamic") would quantize them to int8 and round the integers.
 DynamicQuantizeLinear is the reference's formula step by step (ROUND rounds half to even, as np.rint does).
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from edgekit.converters.tflite.lowerings._common import (VALID, const_of, nhwc_paddings, onnx_pads, padded_nhwc,
                                                          require_rank, spatial, tflite_padding)
+from edgekit.converters.tflite.passes.dynamic_range import MIN_ELEMENTS as REQUANTIZED_FROM
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
 #: the largest magnitude below which every float32 integer is exact
@@ -88,9 +91,12 @@ def matmul_integer(b, a, bm, a_zero_point=None, b_zero_point=None):
     product = b.temp(y.phys_shape, hint="product")
     if bm.is_const and bm.rank == 2 and (b_zero_point is None or b_zero_point.is_const):
         zp = np.zeros([1], np.float32) if b_zero_point is None else np.asarray(b_zero_point.const, np.float32)
-        weight = (bm.const.astype(np.float32) - zp.reshape(1, -1)).T
-        b.emit("FULLY_CONNECTED", [lhs, b.const(np.ascontiguousarray(weight), hint="weight"), None], [product],
-               keepNumDims=a.rank > 2)
+        weight = bm.const.astype(np.float32) - zp.reshape(1, -1)
+        if weight.size < REQUANTIZED_FROM:
+            b.emit("FULLY_CONNECTED", [lhs, b.const(np.ascontiguousarray(weight.T), hint="weight"), None], [product],
+                   keepNumDims=a.rank > 2)
+        else:
+            b.emit("BATCH_MATMUL", [lhs, b.const(weight, hint="weight")], [product])
     else:
         rhs = _centered(b, bm, b_zero_point, [1, -1], "b")
         b.emit("BATCH_MATMUL", [lhs, rhs], [product])
@@ -135,7 +141,10 @@ def _filters(b, w, w_zero_point) -> str:
         if w_zero_point is not None:
             zp = np.asarray(w_zero_point.const, np.float32).reshape(-1)
             weight = weight - (zp.reshape(-1, 1, 1, 1) if zp.size > 1 else zp[0])
-        return b.const(np.ascontiguousarray(weight.transpose(0, 2, 3, 1)), hint="weight")
+        ohwi = np.ascontiguousarray(weight.transpose(0, 2, 3, 1))
+        if ohwi.size < REQUANTIZED_FROM:
+            return b.const(ohwi, hint="weight")
+        return cast(b, b.const(ohwi.astype(np.int32), hint="weight"), list(ohwi.shape), np.int32, np.float32)
     centered = _centered(b, w, w_zero_point, [-1, 1, 1, 1], "w")
     o, i, kh, kw = (int(d) for d in w.shape)
     ohwi = b.temp([o, kh, kw, i], hint="weight_ohwi")

@@ -146,3 +146,38 @@ def test_dynamic_quantize_linear_rounds_halves_to_even_like_onnx(x):
     want = ReferenceEvaluator(as_model(text)).run(None, feeds)
     for got, expected in zip(_run_litert(as_model(text), feeds), want):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("precision", [None, "dynamic"])
+def test_large_integer_weights_stay_exact_under_dynamic_range_quantization(precision):
+    """Constant weights big enough for the dynamic_range pass stay out of its reach: integers, not int8 rounded."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(0, 256, (16, 8, 3, 3)).astype(np.uint8)
+    bm = rng.integers(-128, 128, (64, 32)).astype(np.int8)
+    x = rng.integers(0, 256, (1, 8, 6, 6)).astype(np.uint8)
+    a = rng.integers(-128, 128, (3, 64)).astype(np.int8)
+    import onnx
+    from onnx import helper, numpy_helper
+    graph = helper.make_graph(
+        [helper.make_node("ConvInteger", ["x", "w", "zx", "zw"], ["y"]),
+         helper.make_node("MatMulInteger", ["a", "bm"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.UINT8, x.shape),
+         helper.make_tensor_value_info("a", onnx.TensorProto.INT8, a.shape)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.INT32, [1, 16, 4, 4]),
+         helper.make_tensor_value_info("z", onnx.TensorProto.INT32, [3, 32])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bm, "bm"),
+         numpy_helper.from_array(np.uint8(3), "zx"), numpy_helper.from_array(np.uint8(200), "zw")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    from onnx.reference import ReferenceEvaluator
+    want = ReferenceEvaluator(model).run(None, {"x": x, "a": a})
+    compiled = compile_onnx(model, precision=precision) if precision else compile_onnx(model)
+    from ai_edge_litert.interpreter import Interpreter
+    from _differential import from_layout
+    interp = Interpreter(model_content=compiled.to_bytes(), num_threads=1)
+    interp.allocate_tensors()
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], {"x": x, "a": a}[d["name"]])
+    interp.invoke()
+    got = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+    np.testing.assert_array_equal(from_layout(got["y"], compiled.io_layouts.get("y")), want[0])
+    np.testing.assert_array_equal(got["z"], want[1])
