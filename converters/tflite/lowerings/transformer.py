@@ -1,18 +1,17 @@
 """The transformer ops of recent opsets, composed from builtins on static shapes: SwiGLU (LOGISTIC, MUL),
-RotaryEmbedding (GATHER of the caches, SLICE / STRIDED_SLICE halves, CONCATENATION) and Attention (BATCH_MATMUL,
-a constant or computed additive bias, SOFTMAX, and the spec's zero rows where every key is masked).
+RotaryEmbedding (GATHER of the caches, SLICE / STRIDED_SLICE halves, CONCATENATION), Attention (BATCH_MATMUL,
+a constant or computed additive bias, SOFTMAX, and the spec's zero rows where every key is masked) and TensorScatter
+(a KV-cache write: GATHER with batch_dims, SELECT_V2).
 
 The numerics follow ONNX's reference implementation step by step (Attention scales Q and K each by sqrt(scale),
 softcap divides, the bias is added after softcap), so results agree to float rounding."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
-FLOAT, DOUBLE = 1, 11  # TensorProto dtypes
+FLOAT = 1  # TensorProto.FLOAT, the one softmax_precision TFLite computes in
 
 
 def _emit(b, code, inputs, shape, hint, dest=None, dtype=np.float32, **options) -> str:
