@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.converters.tflite.lowerings._common import const_of, norm_axes
+from edgekit.converters.tflite.lowerings._common import const_of
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
 

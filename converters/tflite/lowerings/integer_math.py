@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.converters.tflite.lowerings._common import (VALID, const_of, nhwc_paddings, onnx_pads, padded_nhwc,
-                                                         require_rank, spatial, tflite_padding)
+from edgekit.converters.tflite.lowerings._common import (VALID, nhwc_paddings, onnx_pads, padded_nhwc, require_rank,
+                                                         spatial, tflite_padding)
 from edgekit.converters.tflite.passes.dynamic_range import MIN_ELEMENTS as REQUANTIZED_FROM
 from edgekit.converters.tflite.registry import Unsupported, lowering
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from _differential import as_model, assert_converts, model_text
@@ -55,7 +56,6 @@ def _inputs(row):
     model = as_model(row.text())
     feeds = {}
     for inp in model.graph.input:
-        import onnx
         dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
         dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
         if inp.name == "t":  # class indices, some of them the ignore_index of the rows that have one
@@ -156,7 +156,6 @@ def test_large_integer_weights_stay_exact_under_dynamic_range_quantization(preci
     bm = rng.integers(-128, 128, (64, 32)).astype(np.int8)
     x = rng.integers(0, 256, (1, 8, 6, 6)).astype(np.uint8)
     a = rng.integers(-128, 128, (3, 64)).astype(np.int8)
-    import onnx
     from onnx import helper, numpy_helper
     graph = helper.make_graph(
         [helper.make_node("ConvInteger", ["x", "w", "zx", "zw"], ["y"]),
