@@ -17,7 +17,8 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 ROOT=${EDGEKIT_ARM64_ROOT:-/tmp/edgekit-arm64-root}
 DEBS=${EDGEKIT_ARM64_DEBS:-$ROOT.debs}     # downloaded .debs, kept so a rebuild of the root needs no network
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# the Debian mirror this machine's apt already uses (the first deb822 or one-line source), unless DEBIAN_MIRROR is set
+MIRROR=${DEBIAN_MIRROR:-$(grep -hoE 'https?://[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1)}
 WORK=$(mktemp -d /tmp/edgekit-aarch64-XXXXXX)
 unmount_root() {   # everything mounted under the root (ours, or debootstrap's /proc and /sys), deepest first
     awk -v r="$ROOT/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
