@@ -116,8 +116,8 @@ def _from_toml(raw: dict, source: str, base_dir: str | Path = ".") -> PipelineCo
 _TYPES = {"spec": str, "weights": (str, type(None)), "input_shapes": list, "calibration": str,
           "preprocess": (str, type(None)), "eval": (str, type(None)), "variants": list, "threads": list,
           "providers": list, "runs": (int, type(None)), "min_time": (int, float), "max_drop": (int, float),
-          "latency_budget_ms": (int, float, type(None)), "fail_below": (int, float, type(None)), "eval_samples": int, "devices": list, "speed": str,
-          "ray": (str, type(None))}
+          "latency_budget_ms": (int, float, type(None)), "fail_below": (int, float, type(None)), "eval_samples": int,
+          "devices": list, "speed": str, "ray": (str, type(None))}
 
 
 def _check(config: PipelineConfig) -> None:
