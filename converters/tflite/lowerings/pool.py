@@ -60,6 +60,7 @@ def _pool_options(kernel, strides, padding) -> dict:
                 filterWidth=kernel[1])
 
 
+@lowering("MaxPool", since=1, emits=("MAX_POOL_2D", "PADV2"), layout="nhwc", dtypes=POOL_DTYPES)  # opset 1-7: no ceil_mode/dilations yet
 @lowering("MaxPool", since=8, emits=("MAX_POOL_2D", "PADV2"), layout="nhwc", dtypes=POOL_DTYPES)
 def max_pool(b, x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
              storage_order=0, strides=None):
