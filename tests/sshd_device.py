@@ -17,6 +17,8 @@ import shutil
 import socket
 import subprocess
 import sys
+
+import pytest
 import tempfile
 import time
 from pathlib import Path
@@ -174,3 +176,16 @@ def bare_python() -> Path:
         if not (venv / "bin/python").exists():
             subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     return venv / "bin/python"
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    reason = sshd_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        server = SshServer(tmp_path_factory.mktemp("sshd")).start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"sshd could not be started here: {exc}")
+    yield server
+    server.stop()

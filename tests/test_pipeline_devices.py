@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sshd_device  # noqa: E402
+from sshd_device import sshd  # noqa: E402,F401 - the shared real-sshd fixture
 
 from edgekit.errors import UsageError  # noqa: E402
 from edgekit.pipeline import Variant, pipeline  # noqa: E402
@@ -86,17 +87,6 @@ def test_each_device_gets_its_own_recommendation_within_the_gate_and_budget():
 
 # ---------------------------------------------------------------- against a real sshd
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    reason = sshd_device.sshd_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    try:
-        server = sshd_device.SshServer(tmp_path_factory.mktemp("sshd")).start()
-    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"sshd could not be started here: {exc}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "runtimes"))
 import sshd_device  # noqa: E402
+from sshd_device import sshd  # noqa: E402,F401 - the shared real-sshd fixture
 from rt_models import conv_model, fully_connected  # noqa: E402
 
 from edgekit.cli import main  # noqa: E402
@@ -67,17 +68,6 @@ def test_devices_file(tmp_path):
 
 # ---------------------------------------------------------------- against a real sshd
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    reason = sshd_device.sshd_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    try:
-        server = sshd_device.SshServer(tmp_path_factory.mktemp("sshd")).start()
-    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"sshd could not be started here: {exc}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
