@@ -3,7 +3,6 @@ OpenSSH server on 127.0.0.1 whose "device" Python has only numpy, click, rich, L
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
