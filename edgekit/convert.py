@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit import __version__
-from edgekit.errors import UsageError, ValidationError
+from edgekit.errors import UnsupportedModelError, UsageError, ValidationError
 
 TARGETS = ("tflite",)
 DEFAULT_ATOL = 1e-5
@@ -145,9 +145,49 @@ def output_steps(compiled) -> dict:
 def _merged_diffs(in_path, compiled, samples: int, seed: int, io_quant: dict) -> list:
     from edgekit.metrics import merge
     data = compiled.to_bytes()
+    check_litert_prepares(data, compiled.input_shapes)
     runs = [validate_tflite(in_path, data, compiled.input_shapes, compiled.io_layouts, seed=seed + i,
                             io_quant=io_quant) for i in range(samples)]
     return [merge([run[k] for run in runs]) for k in range(len(runs[0]))] if samples > 1 else runs[0]
+
+
+def check_litert_prepares(tflite_bytes: bytes, input_shapes: dict) -> None:
+    """Load and allocate the model in a forked child first: a kernel LiteRT cannot prepare may abort the process
+    (the compile-time kernel checks catch the known cases; this makes any other one a clean refusal, not the end of
+    edgekit). Where fork is unavailable the check is skipped and validation runs as before."""
+    if not hasattr(os, "fork"):
+        return
+    import sys
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: LiteRT only, fresh; report the first line of any error, then leave without cleanup
+        os.close(read_fd)
+        code = 0
+        try:
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 2)
+            from ai_edge_litert.interpreter import Interpreter
+            interp = Interpreter(model_content=tflite_bytes, num_threads=1)
+            for detail in interp.get_input_details():
+                shape = [2 if d == -1 else d for d in input_shapes.get(detail["name"], detail["shape"])]
+                if list(detail["shape"]) != shape:
+                    interp.resize_tensor_input(detail["index"], shape)
+            interp.allocate_tensors()
+        except BaseException as exc:  # noqa: BLE001 - a refusal by LiteRT is reported by validation itself
+            os.write(write_fd, str(exc).encode()[:2000])
+            code = 3
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        raise UnsupportedModelError(
+            f"LiteRT aborted (signal {os.WTERMSIG(status)}) while preparing the compiled model's kernels: the model "
+            f"would crash any app that loads it.", hint="Nothing was written. Please report the model: a compile-time "
+                                                        "kernel check is missing for it.")
 
 
 def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_layouts: dict | None = None,
