@@ -19,9 +19,20 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-import models  # noqa: E402
+
+def _load_models():
+    """This folder's models.py under a name of its own (examples/app has a models.py too: `import models` would
+    take whichever was imported first in the process)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("text_search_models", HERE / "models.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+models = _load_models()
 
 ENCODER_SPEC = f"{HERE / 'models.py'}:sentence_encoder"
 CLASSIFIER_SPEC = f"{HERE / 'models.py'}:topic_classifier"
