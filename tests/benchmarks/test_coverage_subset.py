@@ -22,7 +22,7 @@ coverage_models = coverage.coverage_models
 
 #: models of the fast subset whose float TFLite converts and validates today: a regression shows here
 FLOAT_CONVERTS_TODAY = {"resnet18", "squeezenet1_1", "shufflenet_v2_x0_5", "mobilenet_v2", "mobilenet_v3_small",
-                        "lraspp_mobilenet_v3_large", "vit_tiny", "hf_vit"}
+                        "lraspp_mobilenet_v3_large", "vit_tiny", "hf_vit", "hf_bert"}
 FINAL = {"ok", "refused", "skipped"}  # anything else (crashed, error, timeout) is a failure of edgekit or the suite
 
 

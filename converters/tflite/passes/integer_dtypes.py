@@ -2,7 +2,8 @@
 LiteRT kernels assume quantization parameters (or do not exist) runs in a wider type, with ONNX's wrap-around kept.
 
     x: int64 (computed at run time, graph inputs and outputs too)  -> x: int32     (the conversion notes say so)
-    c: int64 constant read next to a run-time int64 value          -> c: int32     (only when every value fits)
+    c: int64 constant read next to a run-time int64 value, or by a node whose int64 result is computed at run time
+                                                                   -> c: int32     (only when every value fits)
     Add(a: int8, b: int8) -> y: int8      -> Cast(Add(Cast(a, int32), Cast(b, int32)), int8)
     Add(a: uint32, b: uint32) -> y        -> the same through int64 (uint32 values do not fit int32)
     QuantizeLinear(x, s, zp: uint8) -> model output y: int8, zp - 128  -> y: uint8, zp (as ONNX declares it)
@@ -64,8 +65,8 @@ def _narrow_int64(graph: Graph) -> None:
     runtime = {n for n, v in graph.values.items() if v.dtype == np.int64 and not v.is_const}
     if not runtime:
         return
-    for node in graph.nodes:  # constants meeting a run-time int64 operand take its new dtype
-        if not any(i in runtime for i in node.inputs):
+    for node in graph.nodes:  # constants meeting a run-time int64 operand, or making a run-time int64 result, follow
+        if not any(i in runtime for i in node.inputs) and not any(o in runtime for o in node.outputs):
             continue
         for name in node.inputs:
             value = graph.value(name)

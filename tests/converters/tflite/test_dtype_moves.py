@@ -69,3 +69,23 @@ def test_moves_on_integer_and_bool_data_match_or_are_refused(name, dtype):
     got = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
     for want, have in zip(expected, got):
         np.testing.assert_array_equal(have.astype(np.int64), want.astype(np.int64))
+
+
+def test_int64_constants_chosen_at_run_time_follow_their_int32_result():
+    """Where(mask, int64 constant, int64 constant): the result is computed at run time and becomes int32; the
+    constants must agree with it (the BERT model of the coverage subset is the regression test of that rule)."""
+    a = numpy_helper.from_array(np.arange(4, dtype=np.int64), "a")
+    b = numpy_helper.from_array(np.full(4, 7, np.int64), "b")
+    nodes = [helper.make_node("Where", ["m", "a", "b"], ["w"]),
+             helper.make_node("Cast", ["w"], ["y"], to=TensorProto.FLOAT)]
+    model = onnx.shape_inference.infer_shapes(helper.make_model(helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("m", TensorProto.BOOL, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [a, b]),
+        opset_imports=[helper.make_opsetid("", 17)]))
+    m = np.asarray([True, False, True, False])
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, {"m": m})[0]
+    interp = Interpreter(model_content=compile_onnx(model).to_bytes())
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], m)
+    interp.invoke()
+    np.testing.assert_array_equal(interp.get_tensor(interp.get_output_details()[0]["index"]), expected)
