@@ -151,38 +151,39 @@ def _merged_diffs(in_path, compiled, samples: int, seed: int, io_quant: dict) ->
     return [merge([run[k] for run in runs]) for k in range(len(runs[0]))] if samples > 1 else runs[0]
 
 
-def check_litert_prepares(tflite_bytes: bytes, input_shapes: dict) -> None:
+def check_litert_prepares(tflite_bytes: bytes, input_shapes: dict, timeout: float = 120.0) -> None:
     """Load and allocate the model in a forked child first: a kernel LiteRT cannot prepare may abort the process
     (the compile-time kernel checks catch the known cases; this makes any other one a clean refusal, not the end of
-    edgekit). Where fork is unavailable the check is skipped and validation runs as before."""
+    edgekit). An ordinary refusal by LiteRT is left to validation, which reports its message; where fork is
+    unavailable, or the child does not finish in `timeout` seconds, validation runs in this process as before."""
     if not hasattr(os, "fork"):
         return
-    import sys
-    read_fd, write_fd = os.pipe()
+    from ai_edge_litert.interpreter import Interpreter  # imported before the fork: the child takes no import lock
     pid = os.fork()
-    if pid == 0:  # child: LiteRT only, fresh; report the first line of any error, then leave without cleanup
-        os.close(read_fd)
+    if pid == 0:  # child: LiteRT only; leaves without cleanup handlers
         code = 0
         try:
-            quiet = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(quiet, 2)
-            from ai_edge_litert.interpreter import Interpreter
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
             interp = Interpreter(model_content=tflite_bytes, num_threads=1)
             for detail in interp.get_input_details():
                 shape = [2 if d == -1 else d for d in input_shapes.get(detail["name"], detail["shape"])]
                 if list(detail["shape"]) != shape:
                     interp.resize_tensor_input(detail["index"], shape)
             interp.allocate_tensors()
-        except BaseException as exc:  # noqa: BLE001 - a refusal by LiteRT is reported by validation itself
-            os.write(write_fd, str(exc).encode()[:2000])
+        except BaseException:  # noqa: BLE001 - validation reports LiteRT's own refusal
             code = 3
         finally:
-            sys.stdout.flush()
             os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        message = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.01)
     if os.WIFSIGNALED(status):
         raise UnsupportedModelError(
             f"LiteRT aborted (signal {os.WTERMSIG(status)}) while preparing the compiled model's kernels: the model "
