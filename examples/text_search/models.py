@@ -74,10 +74,15 @@ def sentence_encoder():
 
 
 def topic_classifier():
-    """A BERT-style sequence classifier over TOPICS: logits [batch, len(TOPICS)]."""
+    """A BERT-style sequence classifier over TOPICS: logits [batch, len(TOPICS)].
+
+    It classifies the masked mean of the token states — the very vector the search app ranks by — rather than BERT's
+    [CLS] pooler, so fine-tuning it makes the encoder's mean-pooled sentence vectors separate the topics (with the
+    pooler, the mean-pooled vectors were never trained and the ranking depended on the random start)."""
     torch = _seeded()
     transformers = _transformers()
     model = transformers.BertForSequenceClassification(_bert_config(num_labels=len(TOPICS))).eval()
+    model.bert.pooler = None  # unused: the head reads the mean-pooled states
 
     class TopicClassifier(torch.nn.Module):
         def __init__(self):
@@ -89,6 +94,8 @@ def topic_classifier():
             hidden = _embed(bert.embeddings, input_ids)
             bias = (1.0 - attention_mask.to(hidden.dtype)[:, None, None, :]) * torch.finfo(hidden.dtype).min
             states = bert.encoder(hidden, attention_mask=bias).last_hidden_state
-            return self.model.classifier(bert.pooler(states))
+            weights = attention_mask.to(states.dtype)[:, :, None]
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            return self.model.classifier(pooled)
 
     return TopicClassifier().eval()

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.quantize import quantize
 from edgekit.quantize.equalize import check_exact, equalize, find_pairs
-from tests.quantize import outlier_models
+import outlier_models  # tests/quantize is on sys.path (pytest prepend import mode)
 
 
 @pytest.fixture(scope="module")
