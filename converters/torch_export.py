@@ -20,6 +20,7 @@ from edgekit.deps import require
 from edgekit.errors import InvalidModelError, UsageError, ValidationError
 from edgekit.fileio import check_output, sniff_format
 from edgekit.inputs import parse_shape, random_array
+from edgekit.onnx_io import flatten_outputs as _flatten, module_path_of, set_metadata  # noqa: F401 (re-exported)
 
 DEFAULT_OPSET = 18
 VALIDATION_SEEDS = (0, 1, 2)
@@ -364,14 +365,6 @@ def _example_tensors(inputs: list[InputSpec], seed: int, override: dict | None =
     return tuple(arrays)
 
 
-def _flatten(value) -> list:
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _flatten(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _flatten(v)]
-    return [value]
-
-
 def _quiet_torch() -> None:
     for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -418,30 +411,6 @@ def _silenced():
 
 
 # ------------------------------------------------------------------ metadata
-
-def module_path_of(node) -> str | None:
-    """The PyTorch module path a node came from: dynamo's name scopes, or TorchScript's '/a/a.0/Op' names."""
-    for prop in node.metadata_props:
-        if prop.key == "pkg.torch.onnx.name_scopes":
-            import ast
-            try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                continue
-            scopes = [s for s in scopes[:-1] if s]
-            return scopes[-1] if scopes else None
-    if node.name.startswith("/") and node.name.count("/") >= 2:
-        return node.name.strip("/").split("/")[-2]
-    return None
-
-
-def set_metadata(proto, key: str, value: str) -> None:
-    for prop in proto.metadata_props:
-        if prop.key == key:
-            prop.value = value
-            return
-    proto.metadata_props.add(key=key, value=value)
-
 
 def _annotate(proto, source: SourceModel, exporter: str, axes: dict) -> None:
     import json

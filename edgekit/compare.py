@@ -115,7 +115,7 @@ class TorchSource:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        from edgekit.converters.torch_export import _flatten
+        from edgekit.onnx_io import flatten_outputs as _flatten
         args = [torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in self.inputs]
         try:
             with torch.no_grad():

@@ -228,3 +228,39 @@ def _cycle(graph, writer: dict, label: list) -> str:
                 # the walk follows inputs back to their writers, so reverse it to read in data-flow order
                 return " → ".join(f"'{label[k]}'" for k in reversed(found))
     return "(no single cycle found)"
+
+
+# ------------------------------------------------------------------ metadata and outputs (shared by export, quantize, optimize, compare)
+
+def set_metadata(proto, key: str, value: str) -> None:
+    """Set one `metadata_props` entry of a model (or node), replacing an existing one with the same key."""
+    for prop in proto.metadata_props:
+        if prop.key == key:
+            prop.value = value
+            return
+    proto.metadata_props.add(key=key, value=value)
+
+
+def module_path_of(node) -> str | None:
+    """The PyTorch module path a node came from: dynamo's name scopes, or TorchScript's '/a/a.0/Op' names."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            import ast
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                continue
+            scopes = [s for s in scopes[:-1] if s]
+            return scopes[-1] if scopes else None
+    if node.name.startswith("/") and node.name.count("/") >= 2:
+        return node.name.strip("/").split("/")[-2]
+    return None
+
+
+def flatten_outputs(value) -> list:
+    """A module's (nested tuple/list/dict) result as a flat list, in the order the ONNX exporter names outputs."""
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in flatten_outputs(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in flatten_outputs(v)]
+    return [value]

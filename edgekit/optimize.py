@@ -176,7 +176,7 @@ def _ort_optimize(model):
 
 def _carry_metadata(original, optimized, *, ort_only: bool) -> None:
     """Keep model metadata_props and node provenance (module path) across the rewrite."""
-    from edgekit.converters.torch_export import set_metadata
+    from edgekit.onnx_io import set_metadata
     for prop in original.metadata_props:
         set_metadata(optimized, prop.key, prop.value)
     if ort_only:

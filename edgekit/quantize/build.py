@@ -101,7 +101,7 @@ def module_path(node) -> str | None:
     for prop in node.metadata_props:
         if prop.key == "edgekit.module" and prop.value:
             return prop.value
-    from edgekit.converters.torch_export import module_path_of
+    from edgekit.onnx_io import module_path_of
     return module_path_of(node)
 
 
@@ -261,7 +261,7 @@ def fp16_overflow_nodes(fm: FloatModel, maxabs: dict[str, float]) -> list[str]:
 
 
 def record_summary(proto, summary: dict) -> None:
-    from edgekit.converters.torch_export import set_metadata
+    from edgekit.onnx_io import set_metadata
     set_metadata(proto, "edgekit.quantization", json.dumps(summary, default=_plain))
 
 
