@@ -33,6 +33,9 @@ from edgekit import __version__
 from edgekit.deps import require
 from edgekit.errors import EnvironmentProblem, InvalidModelError, UnsupportedModelError, UsageError
 from edgekit.fileio import atomic_path, atomic_write, check_output, sniff_format
+from edgekit.processing import (  # noqa: F401 (load_processing_file, parse_options: re-exported)
+    Postprocess, Preprocess, load_processing_file, parse_options, parse_spec,
+)
 
 FORMAT = "edgekit-bundle"
 FORMAT_VERSION = 1
@@ -211,14 +214,15 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
            tokenizer: str | os.PathLike | None = None) -> BundleResult:
     """Pack MODEL (.onnx or .tflite) with a manifest into the zip `output` (.ekb).
 
-    preprocess: a mapping (see edgekit.app.Preprocess) or a .toml/.json file, which may also hold
-    [postprocess] and `labels`; labels: a list or a .txt (one per line) / .json file; sign: an Ed25519
+    preprocess: a mapping (see edgekit.processing.Preprocess), `KEY=VALUE;...` text, or a .toml/.json file, which
+    may also hold [postprocess] and `labels`, or a list of at most one such file and KEY=VALUE items that override
+    its [preprocess] (what `edgekit bundle --preprocess` passes); `postprocess` and `labels` given here override
+    the file's; labels: a list or a .txt (one per line) / .json file; sign: an Ed25519
     NAME.key; encrypt: AES-256-GCM with `key` / `key_file` / $EDGEKIT_BUNDLE_KEY; bench: time the model
     here (edgekit.bench) and record the figures with this machine's fingerprint; tokenizer: a tokenizer.json
     (checked against the model's embedding table) stored as tokenizer.json with its SHA-256, never encrypted.
     """
     from edgekit import runtimes
-    from edgekit.app import Postprocess, Preprocess
 
     model = Path(model)
     fmt = sniff_format(model)
@@ -317,12 +321,21 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
 
 
 def _processing(preprocess, postprocess, labels) -> dict:
-    """Merge the preprocessing file/mapping, postprocessing and labels into one dict."""
+    """Merge the preprocessing file/mapping/items, postprocessing and labels into one dict."""
     merged: dict[str, Any] = {}
-    if isinstance(preprocess, (str, os.PathLike)):
+    if isinstance(preprocess, (str, os.PathLike)) and "=" not in str(preprocess):
         merged.update(load_processing_file(preprocess))
+    elif isinstance(preprocess, (list, tuple)):
+        files = [p for p in preprocess if "=" not in str(p)]
+        if len(files) > 1:
+            raise UsageError(f"Give at most one preprocessing file, got {[str(f) for f in files]}.")
+        if files:
+            merged.update(load_processing_file(files[0]))
+        options = parse_options([p for p in preprocess if "=" in str(p)])
+        if options or files:
+            merged["preprocess"] = {**(merged.get("preprocess") or {}), **options}
     elif preprocess is not None:
-        merged["preprocess"] = dict(preprocess)
+        merged["preprocess"] = parse_spec(preprocess)
     if postprocess is not None:
         merged["postprocess"] = {**(merged.get("postprocess") or {}), **dict(postprocess)}
     if isinstance(labels, (str, os.PathLike)):
@@ -330,31 +343,6 @@ def _processing(preprocess, postprocess, labels) -> dict:
     elif labels is not None:
         merged["labels"] = [str(x) for x in labels]
     return merged
-
-
-def load_processing_file(path: str | os.PathLike) -> dict:
-    """A .toml or .json file: [preprocess], [postprocess] and `labels`, or the preprocessing options alone."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"The preprocessing file '{path}' does not exist.")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-            doc = tomllib.loads(text)
-        else:
-            doc = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"Cannot read '{path}': {exc}.", hint="Use TOML (.toml) or JSON (.json).") from exc
-    if not isinstance(doc, dict):
-        raise UsageError(f"'{path}' must hold a table/object of options.")
-    if {"preprocess", "postprocess", "labels"} & set(doc):
-        extra = sorted(set(doc) - {"preprocess", "postprocess", "labels"})
-        if extra:
-            raise UsageError(f"'{path}' has unknown top-level keys {extra}.",
-                             hint="Use the tables [preprocess] and [postprocess] and a `labels` list.")
-        return {k: doc[k] for k in ("preprocess", "postprocess", "labels") if k in doc}
-    return {"preprocess": doc}
 
 
 def load_labels(path: str | os.PathLike) -> list[str]:
@@ -372,18 +360,6 @@ def load_labels(path: str | os.PathLike) -> list[str]:
             raise UsageError(f"The labels file '{path}' must hold a JSON list of strings.")
         return [str(x) for x in labels]
     return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def parse_options(items: Sequence[str]) -> dict:
-    """CLI `KEY=VALUE` items (a bare KEY means true) → dict of strings."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not key:
-            raise UsageError(f"Cannot read the option '{item}'.", hint="Write KEY=VALUE, e.g. resize=224x224.")
-        out[key] = value.strip() if sep else True
-    return out
 
 
 def _tensor(info) -> dict:

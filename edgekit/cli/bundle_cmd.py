@@ -39,24 +39,9 @@ def command(model, output, name, preprocess, postprocess, labels, sign, encrypt,
     """
     from edgekit.bundle import bundle, parse_options
 
-    files = [p for p in preprocess if "=" not in p]
-    options = parse_options([p for p in preprocess if "=" in p])
-    if len(files) > 1:
-        from edgekit.errors import UsageError
-        raise UsageError(f"Give at most one preprocessing file, got {files}.")
-    pre = files[0] if files else None
     post = parse_options(postprocess) if postprocess else None
-    if pre and options:
-        from edgekit.bundle import load_processing_file
-        loaded = load_processing_file(pre)
-        pre_map = {**(loaded.get("preprocess") or {}), **options}
-        post = {**(loaded.get("postprocess") or {}), **(post or {})} if (post or loaded.get("postprocess")) else None
-        labels = labels or loaded.get("labels")
-        pre = pre_map
-    elif options:
-        pre = options
     with console.status(f"Bundling {model} …") as status:
-        result = bundle(model, output, name=name, preprocess=pre, postprocess=post, labels=labels, sign=sign,
+        result = bundle(model, output, name=name, preprocess=list(preprocess) or None, postprocess=post, labels=labels, sign=sign,
                         encrypt=encrypt, key_file=key_file, bench=bench, bench_time=bench_time, threads=threads,
                         force=force, log=lambda msg: status.update(f"Bundling {model}: {msg} …"))
     _render(result)
