@@ -256,9 +256,18 @@ def _torch_load_safely(torch, path: Path):
 def export(spec: str, output: str | Path, *, weights: str | None = None, input_shapes: list[str] | None = None,
            dynamic_batch: bool = False, dynamic_axes: list[str] | tuple = (), opset: int | None = None,
            exporter: str = "auto", atol: float = 1e-4, rtol: float = 1e-3, keep_invalid: bool = False,
-           force: bool = False, trust_torchscript: bool = False,
+           force: bool = False, trust_torchscript: bool = False, nms: dict | None = None,
            log: Callable[[str], None] = lambda msg: None) -> ExportResult:
-    """Export SPEC to ONNX at `output`, validated against PyTorch on seeded inputs; written atomically."""
+    """Export SPEC to ONNX at `output`, validated against PyTorch on seeded inputs; written atomically.
+
+    nms: append box decoding and NMS to the validated detection head (keyword arguments of
+    edgekit.detection.nms_options: conf, iou, max_det, agnostic, box_format, head)."""
+    if nms is not None:
+        from edgekit.detection import nms_options
+        nms = nms_options(**nms)
+        if dynamic_batch or dynamic_axes:
+            raise UsageError("NMS appended by export needs static shapes (batch 1, a fixed number of anchors); "
+                             "dynamic axes were requested.", hint="Drop --dynamic-batch/--dynamic-axis with --nms.")
     output = check_output(output, (spec.split(":")[0] if ":" in spec and not spec.startswith("zoo:") else spec, weights),
                           force=force)
     if exporter not in ("auto", "dynamo", "torchscript"):
@@ -305,6 +314,9 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
     valid = all(v["ok"] for v in validation)
     note = _exporter_note(used, exporter, attempts)
     _record_validation(proto, validation, atol, rtol)
+    if nms is not None and (valid or keep_invalid):
+        from edgekit.detection import append_nms
+        proto = append_nms(proto, **nms)
     result = ExportResult(None, used, note, _opset_of(proto), [i.__dict__ | {"shape": list(i.shape)} for i in source.inputs],
                           [o.name for o in proto.graph.output], validation, valid, axes)
     if valid or keep_invalid:

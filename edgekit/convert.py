@@ -243,6 +243,7 @@ def _metadata(in_path, compiled, result: ConvertResult) -> dict:
                   "outputs": {o["name"]: {k: o[k] for k in ("max_abs", "max_rel", "scale", "cosine")}
                               for o in result.outputs}}
     return {
+        **_carried_metadata(in_path),
         "edgekit.version": __version__,
         "edgekit.source": Path(in_path).name,
         "edgekit.input_shapes": json.dumps(compiled.input_shapes),
@@ -250,3 +251,11 @@ def _metadata(in_path, compiled, result: ConvertResult) -> dict:
         "edgekit.validation": json.dumps(validation, default=float),
         "edgekit.quantization": json.dumps(dict(result.quantization, mode=result.mode), default=float),
     }
+
+
+def _carried_metadata(in_path) -> dict:
+    """The ONNX model's own edgekit.* keys (detection spec, text/processing info, labels, export provenance), so the
+    .tflite alone tells apps what the ONNX told them; the keys convert computes replace theirs."""
+    import onnx
+    model = onnx.load(str(in_path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props if p.key.startswith("edgekit.")}

@@ -22,8 +22,27 @@ DETECTIONS_KEY = "edgekit.detections"
 #: metadata key of a model ending in a detection head (the app decodes and runs NMS in numpy)
 HEAD_KEY = "edgekit.detection_head"
 OUTPUT_NAMES = ("boxes", "scores", "classes", "count")
+#: how a head gives each anchor's box: centre and size (Ultralytics) or corners
+BOX_FORMATS = ("xywh", "xyxy")
 #: per-class NMS in one call: boxes of class k move by k * CLASS_OFFSET pixels (larger than any image side)
 CLASS_OFFSET = 8192.0
+
+
+def check_box_format(box_format: str) -> str:
+    if box_format not in BOX_FORMATS:
+        raise UsageError(f"Unknown box format {box_format!r} for the detection head.",
+                         hint="Choose xywh (centre x, centre y, width, height; Ultralytics' heads) or xyxy (corners).")
+    return box_format
+
+
+def nms_options(conf: float = 0.25, iou: float = 0.45, max_det: int = 100, agnostic: bool = False,
+                box_format: str = "xywh", head: str | None = None) -> dict:
+    """Checked keyword arguments for `append_nms` (what `edgekit export --nms` passes), so bad options fail before
+    an export spends its time."""
+    check_thresholds(conf, iou, max_det)
+    check_box_format(box_format)
+    return {"conf": float(conf), "iou": float(iou), "max_det": int(max_det), "agnostic": bool(agnostic),
+            "box_format": box_format, "head": head}
 
 
 def check_thresholds(conf: float, iou: float, max_det: int) -> None:
@@ -66,13 +85,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int) -> np.n
 
 
 def postprocess_head(head: np.ndarray, conf: float = 0.25, iou: float = 0.45, max_det: int = 100,
-                     agnostic: bool = False) -> dict:
+                     agnostic: bool = False, box_format: str = "xywh") -> dict:
     """Decode one yolo-format head [1, 4 + C, A] (or [4 + C, A]) and run NMS: xyxy boxes in input pixels, scores,
     classes, best first (what `append_nms` computes inside a model, without the padding)."""
     check_thresholds(conf, iou, max_det)
     head = np.asarray(head, np.float32)
     head = head[0] if head.ndim == 3 else head
-    boxes = xywh_to_xyxy(head[:4].T)
+    boxes = xywh_to_xyxy(head[:4].T) if check_box_format(box_format) == "xywh" else head[:4].T
     class_scores = head[4:].T
     classes = class_scores.argmax(1)
     scores = class_scores[np.arange(len(classes)), classes]
@@ -96,11 +115,12 @@ def unpad(outputs: dict, names: dict | None = None) -> dict:
 # ------------------------------------------------------------------ ONNX: append decode + NMS
 
 def append_nms(model, *, head: str | None = None, conf: float = 0.25, iou: float = 0.45, max_det: int = 100,
-               agnostic: bool = False):
+               agnostic: bool = False, box_format: str = "xywh"):
     """Append NMS with fixed-size outputs to a model ending in a yolo-format head; returns a new ModelProto.
 
-    model: a ModelProto or path; head: the head output's name (default: the only output). The result has outputs
-    boxes/scores/classes/count (see the module docstring) and `edgekit.detections` metadata naming them.
+    model: a ModelProto or path; head: the head output's name (default: the only output); box_format: xywh (centre,
+    size) or xyxy (corners) in the head's first four rows. The result has outputs boxes/scores/classes/count (see the
+    module docstring) and `edgekit.detections` metadata naming them.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -108,6 +128,7 @@ def append_nms(model, *, head: str | None = None, conf: float = 0.25, iou: float
     from edgekit.onnx_io import load_onnx
 
     check_thresholds(conf, iou, max_det)
+    check_box_format(box_format)
     model = load_onnx(model) if not isinstance(model, onnx.ModelProto) else onnx.ModelProto.FromString(
         model.SerializeToString())
     graph = model.graph
@@ -116,6 +137,10 @@ def append_nms(model, *, head: str | None = None, conf: float = 0.25, iou: float
     if head not in outputs:
         raise UsageError(f"Choose the detection head among the outputs {list(outputs)} (got {head!r}).",
                          hint="Pass head=NAME (`--nms-head NAME`).")
+    if any(o.name in OUTPUT_NAMES for o in graph.output):
+        raise UsageError(f"The model already has outputs named {[o.name for o in graph.output]}; NMS was appended "
+                         "before, or an output uses one of the names it writes "
+                         f"({', '.join(OUTPUT_NAMES)}).", hint="Append NMS to the model's detection head only once.")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in outputs[head].type.tensor_type.shape.dim]
     if len(dims) != 3 or dims[0] != 1 or not dims[1] or not dims[2] or dims[1] < 5:
         raise UsageError(f"The head '{head}' has shape {dims}; a yolo-format head is [1, 4 + classes, anchors] with "
@@ -154,10 +179,13 @@ def append_nms(model, *, head: str | None = None, conf: float = 0.25, iou: float
     rows = node("Transpose", [head], "rows", perm=[0, 2, 1])  # [1, A, 4 + C]
     xywh = slice_(rows, [0], [4], [2], "xywh")
     class_scores = slice_(rows, [4], [channels], [2], "class_scores")
-    centers, sizes = slice_(xywh, [0], [2], [2], "centers"), slice_(xywh, [2], [4], [2], "sizes")
-    half = node("Mul", [sizes, const("half", np.float32(0.5))], "half_sizes")
-    boxes = node("Concat", [node("Sub", [centers, half], "top_left"), node("Add", [centers, half], "bottom_right")],
-                 "xyxy", axis=2)  # [1, A, 4]
+    if box_format == "xywh":
+        centers, sizes = slice_(xywh, [0], [2], [2], "centers"), slice_(xywh, [2], [4], [2], "sizes")
+        half = node("Mul", [sizes, const("half", np.float32(0.5))], "half_sizes")
+        boxes = node("Concat", [node("Sub", [centers, half], "top_left"), node("Add", [centers, half], "bottom_right")],
+                     "xyxy", axis=2)  # [1, A, 4]
+    else:
+        boxes = xywh
     scores = reduce_max(class_scores, 2, "best_score")  # [1, A]
     classes = node("ArgMax", [class_scores], "best_class", axis=2, keepdims=0)  # [1, A] int64
     nms_boxes = boxes
@@ -213,7 +241,7 @@ def append_nms(model, *, head: str | None = None, conf: float = 0.25, iou: float
                          helper.make_tensor_value_info("classes", TensorProto.INT64, [1, max_det]),
                          helper.make_tensor_value_info("count", TensorProto.INT64, [1])])
     meta = {"boxes": "boxes", "scores": "scores", "classes": "classes", "count": "count", "format": "xyxy",
-            "conf": conf, "iou": iou, "max_det": max_det, "agnostic": agnostic}
+            "conf": conf, "iou": iou, "max_det": max_det, "agnostic": agnostic, "head_format": box_format}
     _set_meta(model, DETECTIONS_KEY, json.dumps(meta, sort_keys=True))
     _set_meta(model, HEAD_KEY, None)
     onnx.checker.check_model(model)

@@ -23,24 +23,44 @@ from edgekit.cli.common import console, emit_json, handle_errors, input_shape_op
 @click.option("--keep-invalid", is_flag=True, help="Write the file even when validation fails (exit code stays 5).")
 @click.option("--trust-torchscript", is_flag=True, help="Allow a TorchScript archive as SPEC (it runs its own code).")
 @click.option("--force", is_flag=True, help="Allow the output to replace an input file (atomically).")
+@click.option("--nms", is_flag=True,
+              help="Append box decoding and NMS to a detection head [1, 4 + classes, anchors]: outputs boxes (xyxy), "
+                   "scores, classes, count (TFLite: NON_MAX_SUPPRESSION_V5).")
+@click.option("--nms-conf", type=float, default=None, help="With --nms: score threshold (default 0.25).")
+@click.option("--nms-iou", type=float, default=None, help="With --nms: IoU threshold (default 0.45).")
+@click.option("--max-det", type=int, default=None, help="With --nms: boxes kept at most (default 100).")
+@click.option("--nms-agnostic", is_flag=True, help="With --nms: one NMS over all classes (default: per class).")
+@click.option("--box-format", type=click.Choice(["xywh", "xyxy"]), default=None,
+              help="With --nms: the head's box rows, centre+size (xywh, Ultralytics; default) or corners (xyxy).")
+@click.option("--nms-head", default=None, help="With --nms: the head output's name (default: the only output).")
 @json_option
 @handle_errors
 def command(spec, output, weights, input_shapes, dynamic_batch, dynamic_axes, opset, exporter, atol, rtol,
-            keep_invalid, trust_torchscript, force, json_path):
+            keep_invalid, trust_torchscript, force, nms, nms_conf, nms_iou, max_det, nms_agnostic, box_format,
+            nms_head, json_path):
     """Export a PyTorch model to ONNX and validate it against PyTorch.
 
     SPEC is zoo:NAME, package.module:factory, path/to/file.py:factory (a callable returning an nn.Module),
     or a .pt2 file saved by torch.export.save.
     """
     from edgekit.converters.torch_export import export
-    from edgekit.errors import ValidationError
+    from edgekit.errors import UsageError, ValidationError
 
+    nms_given = {"conf": nms_conf, "iou": nms_iou, "max_det": max_det, "agnostic": nms_agnostic or None,
+                 "box_format": box_format, "head": nms_head}
+    nms_given = {k: v for k, v in nms_given.items() if v is not None}
+    if not nms and nms_given:
+        flags = {"conf": "--nms-conf", "iou": "--nms-iou", "max_det": "--max-det", "agnostic": "--nms-agnostic",
+                 "box_format": "--box-format", "head": "--nms-head"}
+        raise UsageError(f"{', '.join(flags[k] for k in nms_given)} only apply with --nms.",
+                         hint="Add --nms to append box decoding and NMS, or drop those options.")
+    nms_kwargs = nms_given if nms else None
     try:
         with console.status(f"Exporting {spec} …"):
             result = export(spec, output, weights=weights, input_shapes=list(input_shapes), dynamic_batch=dynamic_batch,
                             dynamic_axes=list(dynamic_axes), opset=opset, exporter=exporter, atol=atol, rtol=rtol,
                             keep_invalid=keep_invalid, force=force, trust_torchscript=trust_torchscript,
-                            log=lambda msg: console.print(f"[yellow]{msg}[/]"))
+                            nms=nms_kwargs, log=lambda msg: console.print(f"[yellow]{msg}[/]"))
     except ValidationError:
         raise
     _render(result)
@@ -56,4 +76,6 @@ def _render(result) -> None:
                       "[green]yes[/]" if v["ok"] else "[red]no[/]")
     out.print(table)
     console.print(f"Exporter: {result.exporter_note}")
+    if "count" in result.outputs:
+        console.print(f"Appended box decoding and NMS: outputs {', '.join(result.outputs)}")
     console.print(f"[green]Wrote[/] {result.path}")
