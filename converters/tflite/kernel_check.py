@@ -10,7 +10,11 @@ UnsupportedModelError. What is checked:
   types where the kernel demands them (SAME_TYPE);
 - quantized kernels (QUANTIZED) have quantization parameters on their int8/uint8/int16 tensors;
 - PAD/PADV2 keep the input's zero point (and PADV2's pad value has the output's), CONCATENATION and PACK of int8/int16
-  take inputs of the output's scale and zero point (LiteRT does not rescale them).
+  take inputs of the output's scale and zero point (LiteRT does not rescale them);
+- every scale of a quantized kernel's tensor is a positive finite float32, and int8 ADD/SUB can form their rescaling
+  multipliers: LiteRT computes `(1 << 20) * output_scale` in float32 and aborts (QuantizeMultiplierSmallerThanOneExp)
+  when that overflows or the multiplier `2 * max(input scales) / that` is not in (0, 1) — an output scale near
+  float32's range (a `torch.finfo.min` attention-mask fill quantized as is) does that.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ KERNEL_DTYPES = {
     "BITWISE_XOR": {"int8", "uint8", "int16", "uint16", "int32", "uint32"},
     "RIGHT_SHIFT": {"int8", "uint8", "int16", "uint16", "int32", "uint32"},
     "SPLIT": FLOATS | {"int8", "uint8", "int16", "int32"}, "SPLIT_V": FLOATS | {"int8", "uint8", "int16", "int32"},
+    "CONV_3D": FLOATS, "CONV_3D_TRANSPOSE": FLOATS,  # conv3d.cc / conv3d_transpose.cc: float32 only
     "CAST": {"float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "bool"},
 }
 #: builtins whose data is not their first input (SPLIT takes the axis first)
@@ -66,8 +71,8 @@ def check(tgraph: TflGraph, graph=None) -> list:
     op_types = {n.name: n.op_type for n in graph.nodes} if graph is not None else {}
     opset = graph.opset if graph is not None else 0
     problems = []
-    for op in tgraph.ops:
-        reason = _first_violation(op, tgraph)
+    for g, op in [(g, op) for g in (tgraph, *tgraph.subgraphs) for op in g.ops]:  # a WHILE's cond/body too
+        reason = _first_violation(op, g)
         if reason:
             node = _node_of(op.origin, op_types)
             problems.append(Problem(node or op.origin or "(compiler)", op_types.get(node, op.code), opset,
@@ -134,10 +139,50 @@ def _scale(t) -> float | None:
     return None if not t.quant else float(t.quant["scale"][0])
 
 
+#: int8 ADD/SUB: LiteRT's left shift before rescaling (add.cc, sub.cc: `(1 << 20) * output->params.scale`, float32)
+ADD_LEFT_SHIFT = 20
+
+
+def _bad_scales(op: TflOp, tensors: list) -> str:
+    if op.code not in QUANTIZED:
+        return ""
+    for t in tensors:
+        if t is None or not t.quant or t.dtype.name not in QUANTIZED_DTYPES | {"int32"}:
+            continue
+        scales = np.asarray(t.quant["scale"], np.float64)
+        if not (np.isfinite(scales.astype(np.float32)).all() and (scales > 0).all()):
+            return f"has a scale LiteRT cannot use on '{t.name}' ({scales.min():.3g}..{scales.max():.3g}): scales " \
+                   f"must be positive finite float32 numbers"
+    return ""
+
+
+def _add_multipliers(op: TflOp, inputs: list, out) -> str:
+    if op.code not in ("ADD", "SUB") or out.dtype.name != "int8" or len(inputs) < 2 or None in inputs[:2]:
+        return ""
+    if not (inputs[0].quant and inputs[1].quant):
+        return ""
+    with np.errstate(over="ignore"):
+        shifted = np.float32(1 << ADD_LEFT_SHIFT) * np.float32(_scale(out))
+    twice_max = 2.0 * max(_scale(inputs[0]), _scale(inputs[1]))
+    multiplier = twice_max / float(shifted) if np.isfinite(shifted) else 0.0
+    if not 0.0 < multiplier < 1.0:
+        return (f"cannot rescale in LiteRT: output scale {_scale(out):.3g} and input scales {_scale(inputs[0]):.3g}, "
+                f"{_scale(inputs[1]):.3g} give a multiplier 2·max(input scale)/(2^{ADD_LEFT_SHIFT}·output scale) = "
+                f"{multiplier:.3g}, outside (0, 1) in float32 (LiteRT aborts preparing the kernel)"
+                + ("; 2^20·output scale overflows float32" if not np.isfinite(shifted) else ""))
+    return ""
+
+
 def _quantization_violation(op: TflOp, inputs: list, outputs: list) -> str:
     out = outputs[0] if outputs else None
+    bad = _bad_scales(op, inputs + outputs)
+    if bad:
+        return bad
     if out is None or out.dtype.name not in ("int8", "int16") or not out.quant:
         return ""
+    bad = _add_multipliers(op, inputs, out)
+    if bad:
+        return bad
     if op.code in ("PAD", "PADV2") and inputs[0].quant and _zero_point(inputs[0]) != _zero_point(out):
         return f"keeps the zero point in LiteRT: input {_zero_point(inputs[0])} != output {_zero_point(out)}"
     if op.code == "PADV2" and len(inputs) > 2 and inputs[2] is not None:

@@ -130,6 +130,11 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
             cache = b.calibrate(fm, lambda s, e: make_reader(source, infos, s * batch, e * batch, batch,
                                                               progress.advance), n_batches, calibrate_method, workdir)
             progress.done()
+            fills = b.fill_tensors(cache) if fmt == "qdq" else ()
+            if fills:  # mask fills (finfo.min): no int8 step holds them and the values they mask
+                plan = plan.with_float_tensors(*fills)
+                notes.append(f"kept {len(fills)} tensor(s) in float32 whose calibrated range reaches "
+                             f"{b.FILL_MAGNITUDE:g} (attention-mask fills; int8 cannot hold them): {', '.join(fills)}")
         elif mode == "fp16":
             from edgekit.quantize.blame import _run_exposing
             values = _run_exposing(fm.proto, [o for n in fm.nodes() for o in n.output], evaluator.batches[:4], threads)
@@ -369,7 +374,8 @@ def _speed(fm, plan, make, score, max_drop, accuracy, evaluator, original_bytes,
 
 
 def _metric_words(metric: str) -> str:
-    return {"accuracy": "task accuracy", "top1": "top-1 agreement with float", "cosine": "output cosine"}[metric]
+    return {"accuracy": "task accuracy", "top1": "top-1 agreement with float", "cosine": "output cosine",
+            "map50": "mAP@0.5", "box_agreement": "matched-box agreement with float"}[metric]
 
 
 def _json_num(v):

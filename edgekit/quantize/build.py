@@ -21,6 +21,10 @@ CALIB_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percen
 CALIB_CHUNK = 16  # batches per calibrator pass: ORT's histogram calibrators hold one pass's outputs in memory
 #: fp16 activations beyond this are blocked (kept float32): 65504 is float16's largest finite value
 FP16_SAFE_MAX = 30000.0
+#: static: an activation whose calibrated magnitude reaches this holds fill values, not data (Hugging Face attention
+#: masks add torch.finfo(float32).min): one 8-bit step of its range swallows every real value beside it, and LiteRT's
+#: int8 ADD cannot even form its rescaling multiplier (2^20 x scale overflows float32). Such tensors stay float32.
+FILL_MAGNITUDE = 1e30
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,22 @@ def calibrate(fm: FloatModel, make_reader, n_batches: int, method: str, workdir:
             calibrator.collect_data(make_reader(start, min(n_batches, start + CALIB_CHUNK)))
         save_tensors_data(calibrator.compute_data(), cache)
     return cache
+
+
+def fill_tensors(calib_cache: Path | None) -> tuple[str, ...]:
+    """Calibrated activations whose range reaches FILL_MAGNITUDE (mask fills): static QDQ keeps them float32."""
+    if calib_cache is None or not Path(calib_cache).is_file():
+        return ()
+    from onnxruntime.quantization.calibrate import load_tensors_data
+    found = []
+    for name, data in load_tensors_data(calib_cache).items():
+        try:
+            lo, hi = data.range_value
+        except AttributeError:
+            continue
+        if max(abs(float(np.min(lo))), abs(float(np.max(hi)))) >= FILL_MAGNITUDE:
+            found.append(name)
+    return tuple(sorted(found))
 
 
 def build(fm: FloatModel, plan: Plan, workdir: Path, calib_cache: Path | None = None):

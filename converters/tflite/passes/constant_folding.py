@@ -26,6 +26,8 @@ def run(graph: Graph, options=None) -> None:
         for name, arr in zip(node.outputs, results):
             if name:
                 value = graph.values[name]
+                if value.quant is not None and value.dtype == np.int8 and arr.dtype == np.uint8:
+                    arr = (arr.astype(np.int16) - 128).astype(np.int8)  # passes.qdq typed it int8, zero point -128
                 value.const, value.dtype, value.shape = arr, arr.dtype, tuple(arr.shape)
         folded.append(node)
     graph.remove_nodes(folded)
