@@ -1,4 +1,4 @@
-"""Convolutions: Conv (regular, depthwise, grouped) and ConvTranspose, on NHWC data with weights
+"""Convolutions: Conv (regular, depthwise, grouped; 3-D as CONV_3D) and ConvTranspose, on NHWC data with weights
 permuted at compile time."""
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from edgekit.converters.tflite.registry import Unsupported, lowering
 CONV_DTYPES = ("float32", "int8")
 
 
-@lowering("Conv", emits=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "SPLIT", "CONCATENATION"), layout="nhwc",
-          dtypes=CONV_DTYPES)
+@lowering("Conv", emits=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "SPLIT", "CONCATENATION", "CONV_3D", "TRANSPOSE"),
+          layout="nhwc", dtypes=CONV_DTYPES)
 def conv(b, x, w, bias=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
          strides=None):
-    require_rank(x, 4, "2-D convolution (4-D input)")
+    if x.shape is not None and x.rank == 5:
+        return _conv3d(b, x, w, bias, auto_pad=auto_pad, dilations=dilations, group=group, pads=pads, strides=strides)
+    require_rank(x, 4, "2-D or 3-D convolution (4-D or 5-D input)")
     weight = const_of(w, "weight")
     bias_value = bias
     bias = const_of(bias, "bias", np.zeros(weight.shape[0], np.float32))
@@ -43,6 +45,41 @@ def conv(b, x, w, bias=None, *, auto_pad="NOTSET", dilations=None, group=1, kern
                depthMultiplier=weight.shape[0] // cin, **options)
     else:
         _grouped(b, src, w, bias_value, weight, bias, group, y, options)
+
+
+def _conv3d(b, x, w, bias, *, auto_pad, dilations, group, pads, strides) -> None:
+    """TRANSPOSE to NDHWC, CONV_3D with a [D, H, W, in, out] filter, TRANSPOSE back to NCDHW.
+
+    The layout pass keeps 5-D values in ONNX layout (only 4-D ones become NHWC), so the relayout happens here, around
+    each convolution. LiteRT's CONV_3D is float32 only and has no groups (its filter's input channels must equal the
+    input's); anything else is refused rather than approximated."""
+    if group != 1:
+        raise Unsupported(f"group={group} in a 3-D convolution: TFLite's CONV_3D has no grouped form",
+                          hint="Use group=1 3-D convolutions, or (2+1)-D convolutions.")
+    if x.dtype.name != "float32" or w.quant is not None:
+        raise Unsupported(f"a 3-D convolution on {x.dtype.name} data{' with int8 weights' if w.quant else ''}: "
+                          "TFLite's CONV_3D kernel takes float32 only", hint="Keep 3-D convolutions in float.")
+    weight = const_of(w, "weight")
+    bias = const_of(bias, "bias", np.zeros(weight.shape[0], np.float32))
+    y = b.outputs[0]
+    in_dhw, out_dhw, kernel = [int(d) for d in x.shape[2:]], [int(d) for d in y.shape[2:]], list(weight.shape[2:])
+    strides, dilations = list(strides or [1, 1, 1]), list(dilations or [1, 1, 1])
+    begins, ends = onnx_pads(in_dhw, kernel, strides, dilations, pads, auto_pad, out_dhw)
+    padding = tflite_padding(in_dhw, kernel, strides, dilations, begins, ends, out_dhw)
+    n, c = x.shape[0], x.shape[1]
+    src = b.temp([n, *in_dhw, c], x.dtype, "ndhwc")
+    b.emit("TRANSPOSE", [b.t(x), b.ints([0, 2, 3, 4, 1], "to_ndhwc")], [src])
+    if padding is None:
+        padded = b.temp([n, *(i + p + q for i, p, q in zip(in_dhw, begins, ends)), c], x.dtype, "padded")
+        b.emit("PAD", [src, b.const(np.asarray([[0, 0], *zip(begins, ends), [0, 0]], np.int32), hint="paddings")],
+               [padded])
+        src, padding = padded, VALID
+    out = b.temp([n, *out_dhw, weight.shape[0]], x.dtype, "ndhwc_out")
+    b.emit("CONV_3D", [src, b.const(weight.transpose(2, 3, 4, 1, 0), np.float32, "filter"),
+                       b.const(bias, np.float32, "bias")], [out],
+           padding=padding, strideD=strides[0], strideH=strides[1], strideW=strides[2],
+           dilationDFactor=dilations[0], dilationHFactor=dilations[1], dilationWFactor=dilations[2])
+    b.emit("TRANSPOSE", [out, b.ints([0, 4, 1, 2, 3], "to_ncdhw")], [b.out(y)])
 
 
 def _pad(b, x, src, begins, ends, value=None) -> str:
