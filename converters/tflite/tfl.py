@@ -65,6 +65,8 @@ class TflGraph:
     ops: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
+    #: further subgraphs (a WHILE's cond and body), index i + 1 in the file; only the main graph has them
+    subgraphs: list = field(default_factory=list)
 
     def consumers(self) -> dict:
         users: dict = {}
@@ -117,8 +119,10 @@ class Builder:
     One Builder serves one node; `emit` refuses builtins the lowering did not declare.
     """
 
-    def __init__(self, tgraph: TflGraph, aliases: dict, node, allowed: frozenset, opset: int):
+    def __init__(self, tgraph: TflGraph, aliases: dict, node, allowed: frozenset, opset: int,
+                 root: TflGraph | None = None):
         self.g = tgraph
+        self.root = tgraph if root is None else root  # the main graph, which holds every subgraph
         self.aliases = aliases  # IR value name -> tensor name, for ops lowered to nothing
         self.node = node
         self.allowed = allowed
@@ -181,6 +185,13 @@ class Builder:
 
     def shape_of(self, name: str) -> list:
         return list(self.g.tensors[name].shape)
+
+    def subgraph(self) -> tuple[int, "Builder"]:
+        """A new, empty subgraph (a WHILE's cond or body: set its `inputs`/`outputs`) and a Builder emitting into
+        it under this node's declared builtins; returns its index in the file (the main graph is 0)."""
+        sub = TflGraph()
+        self.root.subgraphs.append(sub)
+        return len(self.root.subgraphs), Builder(sub, {}, self.node, self.allowed, self.opset, self.root)
 
     # -- ops
     def emit(self, code: str, inputs, outputs, **options) -> TflOp:

@@ -37,25 +37,31 @@ def schema():
 
 
 def build_model(g: TflGraph, metadata: dict | None = None, description: str = "edgekit"):
-    """TflGraph → ModelT (one subgraph), with `metadata` stored as JSON in a buffer named 'edgekit'."""
+    """TflGraph → ModelT (the main subgraph, then `g.subgraphs` in order: a WHILE's cond/body indices count from
+    the main graph's 0), with `metadata` stored as JSON in a buffer named 'edgekit'."""
     fb = schema()
     model = fb.ModelT()
     model.version = 3
     model.description = description
     model.buffers = [fb.BufferT()]
     model.operatorCodes, code_index = [], {}
-    index = {name: i for i, name in enumerate(g.tensors)}
+    model.subgraphs = [_subgraph(fb, sub, model, code_index, "main" if i == 0 else f"sub{i}")
+                       for i, sub in enumerate([g, *g.subgraphs])]
+    model.signatureDefs = [_signature(fb, g, {name: i for i, name in enumerate(g.tensors)})]
+    set_metadata(model, metadata or {})
+    return model
+
+
+def _subgraph(fb, g: TflGraph, model, code_index: dict, name: str):
+    index = {tensor: i for i, tensor in enumerate(g.tensors)}
     names = tensor_names(g)
     sub = fb.SubGraphT()
-    sub.name = "main"
-    sub.tensors = [_tensor(fb, t, model.buffers, names[name]) for name, t in g.tensors.items()]
+    sub.name = name
+    sub.tensors = [_tensor(fb, t, model.buffers, names[tensor]) for tensor, t in g.tensors.items()]
     sub.inputs = [index[n] for n in g.inputs]
     sub.outputs = [index[n] for n in g.outputs]
     sub.operators = [_operator(fb, op, index, model.operatorCodes, code_index) for op in g.ops]
-    model.subgraphs = [sub]
-    model.signatureDefs = [_signature(fb, g, index)]
-    set_metadata(model, metadata or {})
-    return model
+    return sub
 
 
 def tensor_names(g: TflGraph) -> dict:

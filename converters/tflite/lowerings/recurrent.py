@@ -1,11 +1,19 @@
-"""Recurrent layers: LSTM, GRU and RNN (forward, reverse, bidirectional; layout 0 or 1), unrolled over the
-static sequence length into FULLY_CONNECTED / LOGISTIC / TANH / MUL / ADD.
+"""Recurrent layers: LSTM, GRU and RNN (forward, reverse, bidirectional; layout 0 or 1; per-example sequence_lens).
+
+Two forms share one implementation of each cell (`_lstm_step`, `_gru_step`, `_rnn_step`, emitting through a `_Steps`):
+- unrolled over the static sequence length into FULLY_CONNECTED / LOGISTIC / TANH / MUL / ADD, up to
+  UNROLL_MAX_STEPS steps, where it is faster;
+- a WHILE loop beyond that, or when sequence_lens differ per example: the loop carries (step, projected inputs,
+  [lengths], h, [c], Y accumulator); its body GATHERs x_t, runs one cell step, masks rows past their length
+  (SELECT_V2: the state is kept, Y gets zeros, as ONNX Runtime does) and writes h into Y with
+  DYNAMIC_UPDATE_SLICE. A reverse direction runs forward over the sequence reversed per row (REVERSE_SEQUENCE, so
+  each row starts at its own last step) and reverses Y back.
 
 Why not UNIDIRECTIONAL_SEQUENCE_LSTM / _RNN: their hidden and cell states are *variable* tensors that keep
 the final state of one invoke as the initial state of the next, so a second run on the same input gives a
 different answer (ONNX recurrences start from zeros or `initial_h` every run; see
 tests/converters/tflite/test_recurrent.py). GRU has no builtin at all. The input projection of every time
-step is one FULLY_CONNECTED before the loop; each step then costs one FULLY_CONNECTED on the state.
+step is one FULLY_CONNECTED before the loop (either form); each step then costs one FULLY_CONNECTED on the state.
 """
 from __future__ import annotations
 
@@ -14,53 +22,24 @@ import numpy as np
 from edgekit.converters.tflite.lowerings._common import const_of
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
-EMITS = ("FULLY_CONNECTED", "UNPACK", "PACK", "RESHAPE", "SPLIT", "ADD", "SUB", "MUL", "LOGISTIC", "TANH", "RELU",
-         "MAXIMUM", "MINIMUM")
+UNROLLED = ("FULLY_CONNECTED", "UNPACK", "PACK", "RESHAPE", "SPLIT", "ADD", "SUB", "MUL", "LOGISTIC", "TANH", "RELU",
+            "MAXIMUM", "MINIMUM")
+LOOPED = ("WHILE", "FILL", "GATHER", "LESS", "SELECT_V2", "DYNAMIC_UPDATE_SLICE", "REVERSE_V2", "REVERSE_SEQUENCE")
+EMITS = UNROLLED + LOOPED
 ACTIVATIONS = {"Sigmoid": "LOGISTIC", "Tanh": "TANH", "Relu": "RELU"}
-#: steps beyond which unrolling makes the model too large; a WHILE-loop lowering does not exist yet
-MAX_UNROLLED_STEPS = 1024
+#: the longest sequence that is unrolled; longer ones run in a WHILE loop. benchmarks/bench_recurrent_while.py
+#: (LiteRT, 2 threads, medians) decides it: see that file's docstring and the README for the figures.
+UNROLL_MAX_STEPS = 256
 
 
-class _Cell:
-    """Shapes, weights and op helpers shared by the three recurrences, for one direction of one node."""
+class _Steps:
+    """Op helpers for one step of a recurrence, emitting through one Builder: the main graph's (unrolled) or a WHILE
+    body's. Constants are stored once per Builder and key, and shared by every step."""
 
-    def __init__(self, b, x, w, r, bias, *, gates, direction, layout, hidden_size, activations, clip, defaults):
-        self.b = b
-        if direction not in ("forward", "reverse", "bidirectional"):
-            raise Unsupported(f"direction={direction!r} is not an ONNX value")
-        self.dirs = 2 if direction == "bidirectional" else 1
-        self.reverse_only = direction == "reverse"
-        self.layout = int(layout)
-        self.w = const_of(w, "W").astype(np.float32)
-        self.r = const_of(r, "R").astype(np.float32)
-        self.hidden = int(hidden_size or self.r.shape[-1])
-        self.gates = gates
-        bias = const_of(bias, "B")
-        self.wb, self.rb = (np.zeros((self.dirs, gates * self.hidden), np.float32),) * 2 if bias is None else \
-            np.split(bias.astype(np.float32), 2, axis=1)
-        self.time_axis = 1 if self.layout else 0
-        self.steps = int(x.shape[self.time_axis])
-        self.batch = int(x.shape[1 - self.time_axis])
-        if self.batch < 0:
-            raise Unsupported("a dynamic batch size (the recurrence is unrolled per step)",
-                              hint="Fix the batch with --input-shape NAME=1x...")
-        if self.steps > MAX_UNROLLED_STEPS:
-            raise Unsupported(f"{self.steps} time steps; the recurrence is unrolled and at most {MAX_UNROLLED_STEPS} "
-                              "steps are supported", hint="Export with a shorter sequence (--input-shape).")
-        names = list(activations) if activations else defaults * self.dirs
-        if len(names) != len(defaults) * self.dirs:
-            raise Unsupported(f"activations={names}: expected {len(defaults)} per direction")
-        unknown = sorted({a for a in names if a not in ACTIVATIONS})
-        if unknown:
-            raise Unsupported(f"activation(s) {unknown}; supported: {sorted(ACTIVATIONS)}")
-        self.activations = [[ACTIVATIONS[a] for a in names[d * len(defaults):(d + 1) * len(defaults)]]
-                            for d in range(self.dirs)]
-        self.clip = None if clip is None else float(clip)
-        self.x = x
-        self._unpacked: dict = {}  # initial-state input -> its per-direction tensors
-        self._consts: dict = {}  # weight key -> tensor, shared across time steps
+    def __init__(self, b, batch: int, hidden: int, clip):
+        self.b, self.batch, self.hidden, self.clip = b, batch, hidden, clip
+        self._consts: dict = {}
 
-    # -- tensors of one step: [batch, n]
     def vec(self, hint: str, width: int | None = None) -> str:
         return self.b.temp([self.batch, width or self.hidden], hint=hint)
 
@@ -82,7 +61,7 @@ class _Cell:
         return outs
 
     def fc(self, x: str, weight: np.ndarray, bias: np.ndarray | None, hint: str, key: str) -> str:
-        """x · weightᵀ + bias; the constants are stored once per `key` and shared by every step."""
+        """x · weightᵀ + bias."""
         bias_t = None if bias is None or not np.any(bias) else self.shared(bias, f"{key}_bias")
         return self.op("FULLY_CONNECTED", [x, self.shared(weight, f"{key}_weight"), bias_t], hint, weight.shape[0])
 
@@ -91,17 +70,55 @@ class _Cell:
             self._consts[key] = self.b.const(array, dtype, key)
         return self._consts[key]
 
-    # -- the sequence
-    def projected_inputs(self, d: int, bias: np.ndarray) -> list:
-        """x_t · Wᵀ + bias for every step, as one FULLY_CONNECTED then UNPACK along time."""
-        width = self.gates * self.hidden
-        shape = list(self.x.shape[:2]) + [width]
-        proj = self.b.temp(shape, hint=f"d{d}_xw")
+
+class _Cell:
+    """Shapes, weights and the sequence-level ops shared by the three recurrences, for every direction of one node."""
+
+    def __init__(self, b, x, w, r, bias, *, gates, direction, layout, hidden_size, activations, clip, defaults):
+        self.b = b
+        if direction not in ("forward", "reverse", "bidirectional"):
+            raise Unsupported(f"direction={direction!r} is not an ONNX value")
+        self.dirs = 2 if direction == "bidirectional" else 1
+        self.reverse_only = direction == "reverse"
+        self.layout = int(layout)
+        self.w = const_of(w, "W").astype(np.float32)
+        self.r = const_of(r, "R").astype(np.float32)
+        self.hidden = int(hidden_size or self.r.shape[-1])
+        self.gates = gates
+        bias = const_of(bias, "B")
+        self.wb, self.rb = (np.zeros((self.dirs, gates * self.hidden), np.float32),) * 2 if bias is None else \
+            np.split(bias.astype(np.float32), 2, axis=1)
+        self.time_axis = 1 if self.layout else 0
+        self.steps = int(x.shape[self.time_axis])
+        self.batch = int(x.shape[1 - self.time_axis])
+        if self.batch < 0:
+            raise Unsupported("a dynamic batch size (the recurrence is compiled for one batch size)",
+                              hint="Fix the batch with --input-shape NAME=1x...")
+        names = list(activations) if activations else defaults * self.dirs
+        if len(names) != len(defaults) * self.dirs:
+            raise Unsupported(f"activations={names}: expected {len(defaults)} per direction")
+        unknown = sorted({a for a in names if a not in ACTIVATIONS})
+        if unknown:
+            raise Unsupported(f"activation(s) {unknown}; supported: {sorted(ACTIVATIONS)}")
+        self.activations = [[ACTIVATIONS[a] for a in names[d * len(defaults):(d + 1) * len(defaults)]]
+                            for d in range(self.dirs)]
+        self.clip = None if clip is None else float(clip)
+        self.x = x
+        self.main = _Steps(b, self.batch, self.hidden, self.clip)
+        self._unpacked: dict = {}  # initial-state input -> its per-direction tensors
+
+    def backwards(self, d: int) -> bool:
+        return self.reverse_only or d == 1
+
+    def seq_shape(self, width: int) -> list:
+        return [self.steps, self.batch, width] if not self.layout else [self.batch, self.steps, width]
+
+    def projection(self, d: int, bias: np.ndarray) -> str:
+        """x_t · Wᵀ + bias for every step, as one FULLY_CONNECTED: [steps, batch, gates*hidden] (or batch first)."""
+        proj = self.b.temp(self.seq_shape(self.gates * self.hidden), hint=f"d{d}_xw")
         self.b.emit("FULLY_CONNECTED", [self.b.t(self.x), self.b.const(self.w[d], np.float32, f"d{d}_W"),
                                         self.b.const(bias, np.float32, f"d{d}_xw_bias")], [proj], keepNumDims=True)
-        steps = [self.vec(f"d{d}_xw_t{t}", width) for t in range(self.steps)]
-        self.b.emit("UNPACK", [proj], steps, num=self.steps, axis=self.time_axis)
-        return steps
+        return proj
 
     def initial(self, value, d: int, what: str) -> str:
         """The [batch, hidden] initial state of direction `d` (zeros when the input is omitted)."""
@@ -111,26 +128,16 @@ class _Cell:
         if value.is_const:
             return self.b.const(np.take(value.const, d, axis=state_axis), np.float32, f"d{d}_{what}0")
         if value.name not in self._unpacked:
-            parts = [self.vec(f"{what}0_d{i}") for i in range(self.dirs)]
+            parts = [self.main.vec(f"{what}0_d{i}") for i in range(self.dirs)]
             self.b.emit("UNPACK", [self.b.t(value)], parts, num=self.dirs, axis=state_axis)
             self._unpacked[value.name] = parts
         return self._unpacked[value.name][d]
 
-    def order(self, d: int) -> list:
-        backwards = self.reverse_only or d == 1
-        return list(range(self.steps))[::-1] if backwards else list(range(self.steps))
-
     def write_outputs(self, sequences: list, finals: list) -> None:
-        """Y from the per-step hidden states; Y_h (and Y_c) from the final states, in ONNX's layouts."""
+        """Y from the per-direction sequences (`seq_shape`); Y_h (and Y_c) from the final states, in ONNX's layouts."""
         y = self.b.outputs[0] if self.b.outputs else None
         if y is not None:
-            per_dir = []
-            for d, hs in enumerate(sequences):
-                shape = [self.steps, self.batch, self.hidden] if not self.layout else [self.batch, self.steps, self.hidden]
-                packed = self.b.temp(shape, hint=f"d{d}_Y")
-                self.b.emit("PACK", hs, [packed], valuesCount=len(hs), axis=self.time_axis)
-                per_dir.append(packed)
-            self._join(per_dir, y, axis=2 if self.layout else 1)
+            self._join(sequences, y, axis=2 if self.layout else 1)
         for out, states in zip(self.b.outputs[1:], finals):
             if out is not None:
                 self._join(states, out, axis=1 if self.layout else 0)
@@ -142,12 +149,125 @@ class _Cell:
             self.b.emit("PACK", tensors, [self.b.out(out)], valuesCount=len(tensors), axis=axis)
 
 
-def _check_lengths(sequence_lens, steps: int) -> None:
-    if sequence_lens is None:
-        return
-    if not sequence_lens.is_const or np.any(sequence_lens.const != steps):
-        raise Unsupported("per-example sequence_lens (shorter sequences in the batch) are not supported",
-                          hint="Pad every sequence to the full length and drop sequence_lens.")
+def _run(cell: _Cell, step, bias_of, initial: list, sequence_lens) -> None:
+    """Every direction of the recurrence, unrolled or in a WHILE loop, then the outputs.
+
+    step(steps, d, x_t, states, tag) -> new states (h first): one cell step; bias_of(d): the projection's bias;
+    initial: per state, the node's initial-state input (or None)."""
+    lengths = _lengths(cell, sequence_lens)
+    looped = lengths is not None or cell.steps > UNROLL_MAX_STEPS
+    sequences, finals = [], [[] for _ in initial]
+    for d in range(cell.dirs):
+        states = [cell.initial(value, d, what) for value, what in zip(initial, "hc")]
+        proj = cell.projection(d, bias_of(d))
+        ys, states = (_looped if looped else _unrolled)(cell, step, d, proj, states, lengths)
+        sequences.append(ys)
+        for kept, state in zip(finals, states):
+            kept.append(state)
+    cell.write_outputs(sequences, finals)
+
+
+def _lengths(cell: _Cell, sequence_lens) -> str | None:
+    """The int32 [batch] lengths tensor when rows may be shorter than the sequence; None when all are full."""
+    if sequence_lens is None or (sequence_lens.is_const and np.all(sequence_lens.const == cell.steps)):
+        return None
+    if sequence_lens.is_const:
+        lens = sequence_lens.const
+        if np.any(lens < 1) or np.any(lens > cell.steps):
+            raise Unsupported(f"sequence_lens {lens.tolist()} outside 1..{cell.steps} (the sequence length)")
+        return cell.b.const(lens.astype(np.int32), np.int32, "sequence_lens")
+    if np.dtype(sequence_lens.dtype) != np.int32:
+        raise Unsupported(f"sequence_lens of dtype {np.dtype(sequence_lens.dtype).name} (ONNX specifies int32)")
+    return cell.b.t(sequence_lens)
+
+
+def _unrolled(cell: _Cell, step, d: int, proj: str, states: list, lengths):
+    width = cell.gates * cell.hidden
+    xs = [cell.main.vec(f"d{d}_xw_t{t}", width) for t in range(cell.steps)]
+    cell.b.emit("UNPACK", [proj], xs, num=cell.steps, axis=cell.time_axis)
+    hs = [None] * cell.steps
+    for t in (reversed(range(cell.steps)) if cell.backwards(d) else range(cell.steps)):
+        states = step(cell.main, d, xs[t], states, f"d{d}_t{t}_")
+        hs[t] = states[0]
+    packed = cell.b.temp(cell.seq_shape(cell.hidden), hint=f"d{d}_Y")
+    cell.b.emit("PACK", hs, [packed], valuesCount=len(hs), axis=cell.time_axis)
+    return packed, states
+
+
+def _looped(cell: _Cell, step, d: int, proj: str, states: list, lengths):
+    """One direction as a WHILE loop; returns (Y of this direction, final states)."""
+    b, axis = cell.b, cell.time_axis
+    if cell.backwards(d):
+        proj = _reversed(cell, proj, lengths, f"d{d}_xw_reversed")
+    y0 = b.temp(cell.seq_shape(cell.hidden), hint=f"d{d}_Y0")
+    b.emit("FILL", [b.ints(cell.seq_shape(cell.hidden), f"d{d}_Y_shape"), _scalar(b, 0, np.float32, "zero")],
+           [y0])
+    carried = [_scalar(b, 0, np.int32, f"d{d}_t0"), proj] + ([] if lengths is None else [
+        _column(cell, lengths, f"d{d}_lengths")]) + states + [y0]
+    like = [(b.shape_of(n), b.g.tensors[n].dtype) for n in carried]
+    cond_index, cond = b.subgraph()
+    cond.g.inputs = [cond.temp(shape, dtype, f"d{d}_cond_in") for shape, dtype in like]
+    more = cond.temp([], np.bool_, f"d{d}_more")
+    cond.emit("LESS", [cond.g.inputs[0], _scalar(cond, cell.steps, np.int32, "steps")], [more])
+    cond.g.outputs = [more]
+    body_index, body = b.subgraph()
+    ins = body.g.inputs = [body.temp(shape, dtype, f"d{d}_body_in") for shape, dtype in like]
+    t, proj_t = ins[0], ins[1]
+    lens_t = None if lengths is None else ins[2]
+    old_states, y_acc = ins[len(ins) - 1 - len(states):-1], ins[-1]
+    steps = _Steps(body, cell.batch, cell.hidden, cell.clip)
+    x_t = steps.vec("x_t", cell.gates * cell.hidden)
+    body.emit("GATHER", [proj_t, t], [x_t], axis=axis)
+    new_states = step(steps, d, x_t, old_states, f"d{d}_")
+    y_t = new_states[0]
+    if lens_t is not None:  # rows past their length keep their state and emit zeros
+        valid = body.temp([cell.batch, 1], np.bool_, "valid")
+        body.emit("LESS", [t, lens_t], [valid])
+        new_states = [steps.op("SELECT_V2", [valid, new, old], f"kept{i}") for i, (new, old) in
+                      enumerate(zip(new_states, old_states))]
+        y_t = steps.op("SELECT_V2", [valid, new_states[0], steps.shared(np.zeros([1, 1]), "zeros")], "y_t")
+    update_shape = [1, cell.batch, cell.hidden] if not cell.layout else [cell.batch, 1, cell.hidden]
+    update = body.temp(update_shape, hint="y_update")
+    body.emit("RESHAPE", [y_t, body.ints(update_shape, "update_shape")], [update])
+    start = body.temp([3], np.int32, "y_start")
+    body.emit("MUL", [t, body.const(np.eye(3, dtype=np.int32)[axis], np.int32, "time_axis")], [start])
+    y_next = body.temp(cell.seq_shape(cell.hidden), hint="y")
+    body.emit("DYNAMIC_UPDATE_SLICE", [y_acc, update, start], [y_next])
+    t_next = body.temp([], np.int32, "t_next")
+    body.emit("ADD", [t, _scalar(body, 1, np.int32, "one")], [t_next])
+    body.g.outputs = [t_next] + ins[1:len(ins) - 1 - len(states)] + new_states + [y_next]
+    outs = [b.temp(shape, dtype, f"d{d}_loop_out") for shape, dtype in like]
+    b.emit("WHILE", carried, outs, condSubgraphIndex=cond_index, bodySubgraphIndex=body_index)
+    ys = outs[-1]
+    if cell.backwards(d):
+        ys = _reversed(cell, ys, lengths, f"d{d}_Y")
+    return ys, outs[len(outs) - 1 - len(states):-1]
+
+
+def _reversed(cell: _Cell, seq: str, lengths, hint: str) -> str:
+    """`seq` reversed along time: each row's first `lengths` steps (REVERSE_SEQUENCE), or all of them."""
+    b = cell.b
+    out = b.temp(b.shape_of(seq), hint=hint)
+    if lengths is None:
+        b.emit("REVERSE_V2", [seq, b.ints([cell.time_axis], "time_axis")], [out])
+    else:
+        b.emit("REVERSE_SEQUENCE", [seq, lengths], [out], seqDim=cell.time_axis, batchDim=1 - cell.time_axis)
+    return out
+
+
+def _scalar(b, value, dtype, hint: str) -> str:
+    """A rank-0 constant (Builder.const stores numpy scalars as [1]; FILL and WHILE's counter need rank 0)."""
+    name = b.const(np.asarray([value], dtype), dtype, hint)
+    tensor = b.g.tensors[name]
+    tensor.shape, tensor.data = [], tensor.data.reshape(())
+    return name
+
+
+def _column(cell: _Cell, lengths: str, hint: str) -> str:
+    """[batch] lengths as a [batch, 1] column, to compare with the step and select whole rows."""
+    out = cell.b.temp([cell.batch, 1], np.int32, hint)
+    cell.b.emit("RESHAPE", [lengths, cell.b.ints([cell.batch, 1])], [out])
+    return out
 
 
 # --------------------------------------------------------------------------------------------- LSTM
@@ -157,35 +277,31 @@ def _lstm(b, x, w, r, bias, sequence_lens, initial_h, initial_c, p, *, activatio
         raise Unsupported("input_forget=1 (coupled input and forget gates)")
     cell = _Cell(b, x, w, r, bias, gates=4, direction=direction, layout=layout, hidden_size=hidden_size,
                  activations=activations, clip=clip, defaults=["Sigmoid", "Tanh", "Tanh"])
-    _check_lengths(sequence_lens, cell.steps)
     peep = None if p is None else const_of(p, "P").astype(np.float32)
-    sequences, final_h, final_c = [], [], []
-    for d in range(cell.dirs):
-        f_act, g_act, h_act = cell.activations[d]
-        xs = cell.projected_inputs(d, cell.wb[d] + cell.rb[d])
-        h, c = cell.initial(initial_h, d, "h"), cell.initial(initial_c, d, "c")
-        pi, po, pf = (None, None, None) if peep is None or not np.any(peep[d]) else \
-            (b.const(v.reshape(1, -1), np.float32, f"d{d}_P{k}") for k, v in zip("iof", np.split(peep[d], 3)))
-        hs = [None] * cell.steps
-        for t in cell.order(d):
-            tag = f"d{d}_t{t}_"
-            recurrent = cell.fc(h, cell.r[d], None, tag + "hR", f"d{d}_R")
-            gates = cell.op("ADD", [xs[t], recurrent], tag + "gates", 4 * cell.hidden)
-            gi, go, gf, gc = cell.split(gates, 4, tag + "iofc")
-            if pi is not None:
-                gi = cell.op("ADD", [gi, cell.op("MUL", [c, pi], tag + "pi")], tag + "gi_peep")
-                gf = cell.op("ADD", [gf, cell.op("MUL", [c, pf], tag + "pf")], tag + "gf_peep")
-            i, f = cell.act(f_act, gi, tag + "i"), cell.act(f_act, gf, tag + "f")
-            kept = cell.op("MUL", [f, c], tag + "fc")
-            c = cell.op("ADD", [kept, cell.op("MUL", [i, cell.act(g_act, gc, tag + "g")], tag + "ig")], tag + "c")
-            if po is not None:
-                go = cell.op("ADD", [go, cell.op("MUL", [c, po], tag + "po")], tag + "go_peep")
-            o = cell.act(f_act, go, tag + "o")
-            h = hs[t] = cell.op("MUL", [o, cell.act(h_act, c, tag + "c_act", clip=False)], tag + "h")
-        sequences.append(hs)
-        final_h.append(h)
-        final_c.append(c)
-    cell.write_outputs(sequences, [final_h, final_c])
+
+    def step(steps, d, xg, states, tag):
+        return _lstm_step(steps, cell, d, xg, *states, None if peep is None or not np.any(peep[d]) else peep[d], tag)
+    _run(cell, step, lambda d: cell.wb[d] + cell.rb[d], [initial_h, initial_c], sequence_lens)
+
+
+def _lstm_step(s: _Steps, cell: _Cell, d: int, xg: str, h: str, c: str, peep, tag: str) -> list:
+    """One LSTM step (ONNX gate order i, o, f, c; peepholes on i, f from c and on o from the new c)."""
+    f_act, g_act, h_act = cell.activations[d]
+    pi, po, pf = (None,) * 3 if peep is None else \
+        (s.shared(v.reshape(1, -1), f"d{d}_P{k}") for k, v in zip("iof", np.split(peep, 3)))
+    recurrent = s.fc(h, cell.r[d], None, tag + "hR", f"d{d}_R")
+    gates = s.op("ADD", [xg, recurrent], tag + "gates", 4 * cell.hidden)
+    gi, go, gf, gc = s.split(gates, 4, tag + "iofc")
+    if pi is not None:
+        gi = s.op("ADD", [gi, s.op("MUL", [c, pi], tag + "pi")], tag + "gi_peep")
+        gf = s.op("ADD", [gf, s.op("MUL", [c, pf], tag + "pf")], tag + "gf_peep")
+    i, f = s.act(f_act, gi, tag + "i"), s.act(f_act, gf, tag + "f")
+    kept = s.op("MUL", [f, c], tag + "fc")
+    c = s.op("ADD", [kept, s.op("MUL", [i, s.act(g_act, gc, tag + "g")], tag + "ig")], tag + "c")
+    if po is not None:
+        go = s.op("ADD", [go, s.op("MUL", [c, po], tag + "po")], tag + "go_peep")
+    o = s.act(f_act, go, tag + "o")
+    return [s.op("MUL", [o, s.act(h_act, c, tag + "c_act", clip=False)], tag + "h"), c]
 
 
 @lowering("LSTM", since=7, emits=EMITS, dynamic_batch=False)
@@ -209,39 +325,37 @@ def _gru(b, x, w, r, bias, sequence_lens, initial_h, *, activations, clip, direc
          linear_before_reset, layout=0):
     cell = _Cell(b, x, w, r, bias, gates=3, direction=direction, layout=layout, hidden_size=hidden_size,
                  activations=activations, clip=clip, defaults=["Sigmoid", "Tanh"])
-    _check_lengths(sequence_lens, cell.steps)
     hid = cell.hidden
-    sequences, finals = [], []
-    for d in range(cell.dirs):
-        f_act, g_act = cell.activations[d]
+
+    def bias_of(d):  # z and r take both biases before the loop; h takes Rb_h inside when it multiplies r (lbr)
         rb_h = cell.rb[d][2 * hid:]
-        # z and r take both biases before the loop; h takes Rb_h inside when it multiplies r (linear_before_reset)
-        rb_in_projection = np.concatenate([cell.rb[d][:2 * hid], 0 * rb_h if linear_before_reset else rb_h])
-        xs = cell.projected_inputs(d, cell.wb[d] + rb_in_projection)
-        h = cell.initial(initial_h, d, "h")
-        hs = [None] * cell.steps
-        for t in cell.order(d):
-            tag = f"d{d}_t{t}_"
-            xz, xr, xh = cell.split(xs[t], 3, tag + "x_zrh")
-            if linear_before_reset:
-                recurrent = cell.fc(h, cell.r[d], np.concatenate([np.zeros(2 * hid), rb_h]), tag + "hR", f"d{d}_R")
-                hz, hr, hh = cell.split(recurrent, 3, tag + "h_zrh")
-            else:
-                hz, hr = cell.split(cell.fc(h, cell.r[d][:2 * hid], None, tag + "hR_zr", f"d{d}_R_zr"), 2, tag + "h_zr")
-            z = cell.act(f_act, cell.op("ADD", [xz, hz], tag + "gz"), tag + "z")
-            rr = cell.act(f_act, cell.op("ADD", [xr, hr], tag + "gr"), tag + "r")
-            if linear_before_reset:
-                reset = cell.op("MUL", [rr, hh], tag + "r_hh")
-            else:
-                reset = cell.fc(cell.op("MUL", [rr, h], tag + "r_h"), cell.r[d][2 * hid:], None, tag + "rh_R",
-                                f"d{d}_R_h")
-            n = cell.act(g_act, cell.op("ADD", [xh, reset], tag + "gn"), tag + "n")
-            # h' = (1 - z) * n + z * h  ==  n + z * (h - n)
-            h = hs[t] = cell.op("ADD", [n, cell.op("MUL", [z, cell.op("SUB", [h, n], tag + "h_n")], tag + "z_hn")],
-                                tag + "h")
-        sequences.append(hs)
-        finals.append(h)
-    cell.write_outputs(sequences, [finals])
+        return cell.wb[d] + np.concatenate([cell.rb[d][:2 * hid], 0 * rb_h if linear_before_reset else rb_h])
+
+    def step(steps, d, xg, states, tag):
+        return [_gru_step(steps, cell, d, xg, states[0], bool(linear_before_reset), tag)]
+    _run(cell, step, bias_of, [initial_h], sequence_lens)
+
+
+def _gru_step(s: _Steps, cell: _Cell, d: int, xg: str, h: str, linear_before_reset: bool, tag: str) -> str:
+    """One GRU step (ONNX gate order z, r, h): h' = (1 - z) * n + z * h."""
+    f_act, g_act = cell.activations[d]
+    hid = cell.hidden
+    xz, xr, xh = s.split(xg, 3, tag + "x_zrh")
+    if linear_before_reset:
+        rb_h = cell.rb[d][2 * hid:]
+        recurrent = s.fc(h, cell.r[d], np.concatenate([np.zeros(2 * hid), rb_h]), tag + "hR", f"d{d}_R")
+        hz, hr, hh = s.split(recurrent, 3, tag + "h_zrh")
+    else:
+        hz, hr = s.split(s.fc(h, cell.r[d][:2 * hid], None, tag + "hR_zr", f"d{d}_R_zr"), 2, tag + "h_zr")
+    z = s.act(f_act, s.op("ADD", [xz, hz], tag + "gz"), tag + "z")
+    rr = s.act(f_act, s.op("ADD", [xr, hr], tag + "gr"), tag + "r")
+    if linear_before_reset:
+        reset = s.op("MUL", [rr, hh], tag + "r_hh")
+    else:
+        reset = s.fc(s.op("MUL", [rr, h], tag + "r_h"), cell.r[d][2 * hid:], None, tag + "rh_R", f"d{d}_R_h")
+    n = s.act(g_act, s.op("ADD", [xh, reset], tag + "gn"), tag + "n")
+    # (1 - z) * n + z * h  ==  n + z * (h - n)
+    return s.op("ADD", [n, s.op("MUL", [z, s.op("SUB", [h, n], tag + "h_n")], tag + "z_hn")], tag + "h")
 
 
 @lowering("GRU", since=7, emits=EMITS, dynamic_batch=False)
@@ -264,20 +378,16 @@ def gru_14(b, x, w, r, bias=None, sequence_lens=None, initial_h=None, *, activat
 def _rnn(b, x, w, r, bias, sequence_lens, initial_h, *, activations, clip, direction, hidden_size, layout=0):
     cell = _Cell(b, x, w, r, bias, gates=1, direction=direction, layout=layout, hidden_size=hidden_size,
                  activations=activations, clip=clip, defaults=["Tanh"])
-    _check_lengths(sequence_lens, cell.steps)
-    sequences, finals = [], []
-    for d in range(cell.dirs):
-        (f_act,) = cell.activations[d]
-        xs = cell.projected_inputs(d, cell.wb[d] + cell.rb[d])
-        h = cell.initial(initial_h, d, "h")
-        hs = [None] * cell.steps
-        for t in cell.order(d):
-            tag = f"d{d}_t{t}_"
-            recurrent = cell.fc(h, cell.r[d], None, tag + "hR", f"d{d}_R")
-            h = hs[t] = cell.act(f_act, cell.op("ADD", [xs[t], recurrent], tag + "g"), tag + "h")
-        sequences.append(hs)
-        finals.append(h)
-    cell.write_outputs(sequences, [finals])
+
+    def step(steps, d, xg, states, tag):
+        return [_rnn_step(steps, cell, d, xg, states[0], tag)]
+    _run(cell, step, lambda d: cell.wb[d] + cell.rb[d], [initial_h], sequence_lens)
+
+
+def _rnn_step(s: _Steps, cell: _Cell, d: int, xg: str, h: str, tag: str) -> str:
+    """One RNN step: h' = f(x_t·Wᵀ + h·Rᵀ + Wb + Rb)."""
+    (f_act,) = cell.activations[d]
+    return s.act(f_act, s.op("ADD", [xg, s.fc(h, cell.r[d], None, tag + "hR", f"d{d}_R")], tag + "g"), tag + "h")
 
 
 @lowering("RNN", since=7, emits=EMITS, dynamic_batch=False)

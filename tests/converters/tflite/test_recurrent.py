@@ -79,14 +79,6 @@ def test_batch_first_layout(op, gates, extra):
         np.testing.assert_allclose(got[name], value, atol=1e-5, rtol=1e-4, err_msg=name)
 
 
-def test_per_example_sequence_lens_are_reported():
-    from _differential import as_model
-    from edgekit.errors import UnsupportedModelError
-    text = Row("RNN", 14, "y = RNN <hidden_size=4> (x, w, r, , l)", SEQ + f", int32[{B}] l", None, weights(1)).text()
-    with pytest.raises(UnsupportedModelError, match="sequence_lens"):
-        compile_onnx(as_model(text))
-
-
 # ------------------------------------------------------------------ zoo models, two sequence lengths
 @pytest.mark.parametrize("steps", [16, 40])
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
