@@ -56,8 +56,9 @@ def _fraction(text):
               help="Keep in float: a node name, an op type, or a PyTorch module path (features.3). Repeatable.")
 @click.option("--calib", metavar="DATA", help="Calibration data: .npz keyed by input name (optional 'labels'), "
               "a folder of .npy files or images, or 'random' (runs, but calibrates nothing meaningful).")
-@click.option("--preprocess", metavar="SPEC", help="For image folders: 'resize=256;mean=0.485,0.456,0.406;"
-              "std=0.229,0.224,0.225;order=rgb;layout=nchw' (defaults from the model input).")
+@click.option("--preprocess", metavar="SPEC", help="For image folders, the app/bundle syntax: "
+              "'resize=256;mean=0.485,0.456,0.406;std=0.229,0.224,0.225;color=rgb' or a .toml/.json file (defaults: "
+              "layout from the model input, scale=1/255; resize=N then centre-crops to the input size).")
 @click.option("--eval", "eval_data", metavar="DATA", help="Evaluation data (default: held-out part of --calib).")
 @click.option("--eval-fraction", type=float, default=0.2, show_default=True,
               help="Part of --calib held out for evaluation when --eval is not given.")

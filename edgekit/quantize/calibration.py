@@ -204,72 +204,32 @@ class NpyDirSource(DataSource):
 
 # ---------------------------------------------------------------- folder of images
 
-@dataclass
-class ImageSpec:
-    """How an image becomes a model input: resize, center crop, scale, mean/std, channel order and layout."""
-    size: tuple[int, int]  # (H, W) of the model input
-    resize: int | None = None  # shorter side before the center crop; None = resize straight to `size`
-    mean: tuple[float, ...] = (0.0,)
-    std: tuple[float, ...] = (1.0,)
-    scale: float = 255.0  # pixels are divided by this before mean/std
-    order: str = "rgb"  # rgb | bgr | gray
-    layout: str = "nchw"  # nchw | nhwc
-
-    def as_dict(self) -> dict:
-        return {"size": list(self.size), "resize": self.resize, "mean": list(self.mean), "std": list(self.std),
-                "scale": self.scale, "order": self.order, "layout": self.layout}
+# Image-folder calibration's defaults where the spec is silent (as before the spec was shared with the app):
+# the layout from where the 1- or 3-channel axis is, and scale=1/255. Everything else reads as in an app or bundle.
+CALIBRATION_IMAGE_DEFAULTS = {"kind": "image", "scale": "1/255"}
 
 
-def parse_image_spec(text: str | None, info) -> ImageSpec:
-    """'resize=256;mean=0.485,0.456,0.406;std=0.229,0.224,0.225;order=rgb;layout=nchw' with defaults from the
-    model input (layout from where the 1- or 3-channel axis is, size from its H and W)."""
+def parse_image_spec(spec, info):
+    """The preprocessing of a folder of images (edgekit.processing's spec, in any of its forms) for input `info`.
+
+    Calibration, the app and bundles share this spec, so the same text gives the same tensor everywhere. Old
+    calibration text still reads: `order=` is `color=`, and `scale=255` (the old divisor) is read as 1/255 with
+    a FutureWarning (see edgekit.processing.Preprocess)."""
+    from edgekit.processing import Preprocess, parse_spec
+
     shape = info.shape
     if len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
         raise UsageError(f"Image calibration data needs a 4-D input with static C, H, W; '{info.name}' has shape "
                          f"{info.describe()['shape']}.", hint="Give the data as .npz or .npy instead.")
-    layout = "nchw" if shape[1] in (1, 3) else "nhwc"
-    channels = shape[1] if layout == "nchw" else shape[3]
-    size = (shape[2], shape[3]) if layout == "nchw" else (shape[1], shape[2])
-    values: dict = {"layout": layout, "order": "gray" if channels == 1 else "rgb"}
-    for part in filter(None, (p.strip() for p in (text or "").split(";"))):
-        key, _, value = part.partition("=")
-        key = key.strip().lower()
-        try:
-            if key in ("mean", "std"):
-                values[key] = tuple(float(v) for v in value.split(","))
-            elif key == "resize":
-                values[key] = int(value)
-            elif key == "scale":
-                values[key] = float(value)
-            elif key in ("order", "layout"):
-                values[key] = value.strip().lower()
-            else:
-                raise KeyError(key)
-        except (ValueError, KeyError):
-            raise UsageError(f"Cannot read the preprocessing setting '{part}'.",
-                             hint="Use resize=N; mean=a,b,c; std=a,b,c; scale=255; order=rgb|bgr|gray; "
-                                  "layout=nchw|nhwc, separated by ';'.") from None
-    spec = ImageSpec(size=size, **{k: v for k, v in values.items()})
-    if spec.order not in ("rgb", "bgr", "gray") or spec.layout not in ("nchw", "nhwc"):
-        raise UsageError(f"Unknown order '{spec.order}' or layout '{spec.layout}'.",
-                         hint="order is rgb, bgr or gray; layout is nchw or nhwc.")
-    want_c = 1 if spec.order == "gray" else 3
-    if want_c != channels:
-        raise UsageError(f"order={spec.order} gives {want_c} channel(s), the input '{info.name}' takes {channels}.",
-                         hint="Use order=gray for 1 channel, rgb or bgr for 3.")
-    for key in ("mean", "std"):
-        if len(getattr(spec, key)) not in (1, channels):
-            raise UsageError(f"{key} has {len(getattr(spec, key))} values; the input has {channels} channel(s).")
-    if any(s == 0 for s in spec.std):
-        raise UsageError("std contains 0.", hint="Every std value must be non-zero.")
-    return spec
+    values = {**CALIBRATION_IMAGE_DEFAULTS, "layout": "NCHW" if shape[1] in (1, 3) else "NHWC", **parse_spec(spec)}
+    return Preprocess.from_spec(values, [info])
 
 
 class ImageDirSource(DataSource):
     """Images in a folder (sorted); sub-folders are classes (labels = sorted folder index), as ImageFolder does."""
 
-    def __init__(self, path: Path, info, spec: ImageSpec):
-        self.path, self.key, self.spec = path, info.name, spec
+    def __init__(self, path: Path, info, spec):
+        self.path, self.key, self.spec, self.info = path, info.name, spec, info
         self.description = f"the image folder '{path}'"
         classes = sorted(p.name for p in path.iterdir() if p.is_dir())
         if classes:
@@ -287,41 +247,23 @@ class ImageDirSource(DataSource):
         return [self.key]
 
     def row_shape(self, key):
-        h, w = self.spec.size
-        c = 1 if self.spec.order == "gray" else 3
-        return (c, h, w) if self.spec.layout == "nchw" else (h, w, c)
+        return tuple(self.info.shape[1:])
 
     def dtype(self, key):
-        return np.dtype(np.float32)
+        return np.dtype(self.spec.dtype)
 
     def read(self, key, start, stop):
-        return np.stack([self._load(p) for p, _ in self.items[start:stop]])
+        return np.concatenate([self.spec.apply(self._load(p), self.info) for p, _ in self.items[start:stop]])
 
     def _load(self, p: Path) -> np.ndarray:
+        """The decoded RGB image (HxWx3 uint8): the spec does the rest, exactly as in an app."""
         from edgekit.deps import require
         image_mod = require("PIL.Image", "Reading calibration images")
-        spec = self.spec
         try:
             with image_mod.open(p) as img:
-                img = img.convert("L" if spec.order == "gray" else "RGB")
-                h, w = spec.size
-                if spec.resize:
-                    ratio = spec.resize / min(img.size)
-                    img = img.resize((max(w, round(img.size[0] * ratio)), max(h, round(img.size[1] * ratio))),
-                                     image_mod.BILINEAR)
-                    left, top = (img.size[0] - w) // 2, (img.size[1] - h) // 2
-                    img = img.crop((left, top, left + w, top + h))
-                else:
-                    img = img.resize((w, h), image_mod.BILINEAR)
-                arr = np.asarray(img, dtype=np.float32)
+                return np.asarray(img.convert("RGB"))  # gray models: the spec's luma, as in an app
         except OSError as exc:
             raise UsageError(f"Cannot read the image '{p}' ({exc}).", hint="Remove or replace the file.") from exc
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        if spec.order == "bgr":
-            arr = arr[:, :, ::-1]
-        arr = (arr / spec.scale - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-        return np.ascontiguousarray(arr.transpose(2, 0, 1) if spec.layout == "nchw" else arr)
 
     @property
     def has_labels(self):
@@ -433,8 +375,10 @@ def check_source(source: DataSource, infos, *, role: str = "calibration") -> Dat
         usable.append(info.name)
     if source.has_labels and n:
         lab = source.labels(0, min(n, SCAN_ROWS))
-        if not np.issubdtype(lab.dtype, np.integer) or lab.ndim != 1:
-            problems.append(f"'labels' must be a 1-D integer array (class index per sample), got {lab.dtype} "
+        boxes = lab.ndim == 3 and lab.shape[-1] == 5  # detection labels, see edgekit.detection_metrics.box_labels
+        if not boxes and (not np.issubdtype(lab.dtype, np.integer) or lab.ndim != 1):
+            problems.append(f"'labels' must be a 1-D integer array (class index per sample) or, for a detector, "
+                            f"[N, boxes, 5] (x1, y1, x2, y2, class; class -1 pads), got {lab.dtype} "
                             f"with shape {list(lab.shape)}")
     check = DataCheck(samples=n)
     if n and usable and not problems:
