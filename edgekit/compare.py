@@ -212,10 +212,12 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
         outputs = []
         for sess in sessions:
             feeds = _feeds_for(sess, ref, ref_feeds)
-            raw = sess.run(feeds)
+            raw = _run_rows(sess, feeds)
             infos = {o.name: o for o in getattr(sess, "outputs", [])}
             outputs.append({k: adapt_output(np.asarray(v), infos.get(k)) for k, v in raw.items()})
         results = []
+        reference_boxes = _detections_of(ref, outputs[0])
+        labels = _box_labels(load_npz(inputs, None), ref_feeds) if inputs and reference_boxes is not None else None
         for sess, model, outs in zip(sessions[1:], models[1:], outputs[1:]):
             pairs, note = align_outputs(outputs[0], outs)
             diffs = []
@@ -235,6 +237,10 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
             results.append({"model": model, "runtime": sess.runtime, "provider": sess.provider,
                             "alignment": note, "outputs": diffs, "passed": all(r["passed"] for r in diffs),
                             "notes": list(getattr(sess, "notes", []))})
+            candidate_boxes = _detections_of(sess, outs) if reference_boxes is not None else None
+            if candidate_boxes is not None:  # detectors: box for box against the reference (and mAP with labels)
+                from edgekit.detection_metrics import judge
+                results[-1]["detections"] = judge(reference_boxes, candidate_boxes, labels)
     finally:
         for s in sessions:
             s.close()
@@ -312,6 +318,32 @@ def _gates(d, atol, rtol, min_cosine) -> list[str]:
     if d.nonfinite and (atol is not None or rtol is not None or min_cosine is not None) and "tolerance" not in failed:
         failed.append("nonfinite")
     return failed
+
+
+def _run_rows(sess, feeds: dict) -> dict:
+    """Run the feeds; a model with a static batch of 1 given N rows (e.g. N images in --inputs) runs row by row and
+    its outputs are stacked along axis 0."""
+    infos = list(getattr(sess, "inputs", []))
+    rows = {len(v) for v in feeds.values() if np.ndim(v)}
+    if not infos or len(rows) != 1 or rows == {1} or not all(i.shape and i.shape[0] == 1 for i in infos):
+        return sess.run(feeds)
+    runs = [sess.run({k: v[r:r + 1] for k, v in feeds.items()}) for r in range(rows.pop())]
+    return {k: np.concatenate([np.asarray(run[k]) for run in runs]) for k in runs[0]}
+
+
+def _detections_of(sess, outputs: dict) -> list | None:
+    """Per-image detection sets when the model's metadata or output names say its outputs are detections."""
+    from edgekit.detection_metrics import detection_spec, to_detections
+    spec = detection_spec(getattr(sess, "metadata", None), outputs)
+    return to_detections(outputs, spec) if spec else None
+
+
+def _box_labels(arrays: dict, ref_feeds: dict) -> list | None:
+    """Labels with boxes from the --inputs file ('labels' [N, M, 5]: x1, y1, x2, y2, class; class < 0 pads)."""
+    from edgekit.detection_metrics import box_labels
+    labels = box_labels(arrays.get("labels"))
+    n = len(next(iter(ref_feeds.values()))) if ref_feeds else 0
+    return labels if labels is not None and len(labels) == n else None
 
 
 def _float_view(info) -> np.dtype:

@@ -93,3 +93,69 @@ def map50(detections: list, labels: list, iou: float = 0.5) -> float:
         fp = np.cumsum([not hit for _, hit in records]) if records else np.zeros(0)
         aps.append(average_precision(tp / total, tp / np.maximum(tp + fp, 1)) if records else 0.0)
     return float(np.mean(aps)) if aps else 0.0
+
+
+# ------------------------------------------------------------------ judging models whose outputs are detections
+
+def detection_spec(metadata: dict | None, output_names) -> dict | None:
+    """How a model's outputs read as detections, or None when they are not detections: "nms" (the fixed-size
+    boxes/scores/classes/count of edgekit.detection.append_nms) or "head" (a yolo-format head that its metadata
+    names with edgekit.detection.mark_head; an unmarked [1, C, A] tensor is not assumed to be boxes)."""
+    import json
+
+    from edgekit.detection import DETECTIONS_KEY, HEAD_KEY, OUTPUT_NAMES
+    metadata, names = metadata or {}, set(output_names)
+
+    def parsed(key):
+        value = metadata.get(key)
+        try:
+            value = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    declared = {k: (parsed(DETECTIONS_KEY) or {}).get(k) for k in OUTPUT_NAMES}
+    if all(v in names for v in declared.values()):
+        return {"kind": "nms", "names": declared}
+    if set(OUTPUT_NAMES) <= names:
+        return {"kind": "nms", "names": {k: k for k in OUTPUT_NAMES}}
+    head = parsed(HEAD_KEY)
+    if head and head.get("output") in names:
+        fmt = head.get("format", "yolo")
+        return {"kind": "head", "output": head["output"], "box_format": "xyxy" if fmt == "xyxy" else "xywh"}
+    return None
+
+
+def to_detections(outputs: dict, spec: dict, conf: float = 0.25, iou: float = 0.45, max_det: int = 100) -> list:
+    """Per-image detection sets from a batch of outputs (rows along axis 0, as evaluation concatenates them)."""
+    from edgekit.detection import postprocess_head, unpad
+    if spec["kind"] == "head":
+        heads = np.asarray(outputs[spec["output"]], np.float32)
+        return [postprocess_head(h, conf, iou, max_det, box_format=spec["box_format"]) for h in heads]
+    names = spec["names"]
+    counts = np.asarray(outputs[names["count"]]).reshape(-1)
+    return [unpad({k: np.asarray(outputs[names[k]])[i:i + 1] if k != "count" else counts[i:i + 1]
+                   for k in names}, None) for i in range(len(counts))]
+
+
+def box_labels(array) -> list:
+    """Labels with boxes as one padded array [N, M, 5] per image row (x1, y1, x2, y2, class; class < 0 pads) →
+    per-image {boxes, classes}; None when `array` is not in that form."""
+    if array is None:
+        return None
+    array = np.asarray(array)
+    if array.ndim != 3 or array.shape[-1] != 5:
+        return None
+    return [{"boxes": rows[rows[:, 4] >= 0, :4].astype(np.float32), "classes": rows[rows[:, 4] >= 0, 4].astype(np.int64)}
+            for rows in array]
+
+
+def judge(reference: list, candidate: list, labels: list | None = None, iou: float = 0.5) -> dict:
+    """Matched-box agreement of a candidate with the reference model (IoU >= `iou`, same class) and, with labels,
+    both models' mAP@0.5: what compare, quantize and the pipeline report for detectors."""
+    result = agreement(reference, candidate, iou).as_dict()
+    result["images"] = len(reference)
+    if labels is not None:
+        result["map50"] = map50(candidate, labels)
+        result["reference_map50"] = map50(reference, labels)
+    return result

@@ -93,3 +93,9 @@ def render(report: dict) -> None:
             console.print(f"[yellow]note[/] {escape(cand['model'])}: outputs matched {cand['alignment']}.")
         for note in cand["notes"]:
             console.print(f"[yellow]note[/] {escape(cand['model'])}: {escape(note)}")
+        if cand.get("detections"):
+            d = cand["detections"]
+            out.print(f"detections {escape(Path(cand['model']).name)}: boxes matched to the reference's (IoU >= 0.5, "
+                      f"same class) precision {d['precision']:.3f} recall {d['recall']:.3f} ({d['matched']} of "
+                      f"{d['reference']} over {d['images']} image(s), mean IoU {d['mean_iou']:.3f})"
+                      + (f"; mAP@0.5 {d['map50']:.4f} (reference {d['reference_map50']:.4f})" if "map50" in d else ""))

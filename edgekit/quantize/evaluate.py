@@ -62,7 +62,10 @@ class Evaluator:
         self.label_array = np.concatenate(self.labels) if self.labels else None
         self.samples = sum(len(next(iter(f.values()))) for f in self.batches)
         self.scores_output = next((k for k, v in self.reference.items() if looks_like_class_scores(v)), None)
-        if self.label_array is not None and self.scores_output is not None:
+        self.detection = _detection_setup(sess.metadata, self.output_names, self.reference, self.label_array)
+        if self.detection:  # a detector is judged by its boxes: mAP@0.5 with box labels, else agreement with float
+            self.metric, self.float_accuracy = self.detection["metric"], self.detection.get("float_map50")
+        elif self.label_array is not None and self.scores_output is not None:
             self.metric = "accuracy"
             self.float_accuracy = float(np.mean(self.reference[self.scores_output].argmax(1) == self.label_array))
         else:
@@ -86,16 +89,44 @@ class Evaluator:
             rows.append({"output": name, "cosine": d.cosine, "max_abs": d.max_abs, "sqnr_db": d.sqnr_db,
                          "top1_agreement": d.top1_agreement, "nonfinite": d.nonfinite})
         acc = None
-        if self.metric == "accuracy":
+        if self.detection:
+            from edgekit.detection_metrics import judge, to_detections
+            d = self.detection
+            j = judge(d["reference"], to_detections(got, d["spec"]), d["labels"])
+            rows.append({"output": "matched boxes", **{k: v for k, v in j.items() if k != "reference"},
+                         "reference_boxes": j["reference"]})
+            if d["labels"] is not None:
+                acc = j["map50"]
+                drop = self.float_accuracy - acc
+            else:
+                drop = 1.0 - min(j["precision"], j["recall"])
+        elif self.metric == "accuracy":
             acc = float(np.mean(got[self.scores_output].argmax(1) == self.label_array))
             drop = self.float_accuracy - acc
         elif self.metric == "top1":
             drop = 1.0 - min(r["top1_agreement"] for r in rows if r["top1_agreement"] is not None)
         else:
             drop = 1.0 - min(r["cosine"] for r in rows)
-        if any(r["nonfinite"] for r in rows):
+        if any(r.get("nonfinite") for r in rows):
             drop = max(drop, 1.0)
         return Accuracy(self.samples, self.metric, float(drop), rows, self.float_accuracy, acc)
+
+
+def _detection_setup(metadata, output_names, reference: dict, label_array) -> dict | None:
+    """For a model whose outputs are detections (edgekit.detection_metrics.detection_spec): the float model's boxes
+    per image, the labels with boxes if the evaluation data has them ('labels' [N, M, 5]), and the metric."""
+    from edgekit.detection_metrics import box_labels, detection_spec, map50, to_detections
+    spec = detection_spec(metadata, output_names)
+    if spec is None:
+        return None
+    boxes = to_detections(reference, spec)
+    labels = box_labels(label_array)
+    if labels is not None and len(labels) != len(boxes):
+        labels = None
+    setup = {"spec": spec, "reference": boxes, "labels": labels, "metric": "map50" if labels else "box_agreement"}
+    if labels is not None:
+        setup["float_map50"] = map50(boxes, labels)
+    return setup
 
 
 @dataclass

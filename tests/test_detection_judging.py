@@ -1,0 +1,103 @@
+"""Detectors judged by their boxes: `compare` reports matched-box agreement against the reference (and mAP@0.5 when
+the inputs file has labels with boxes), and `quantize` measures its accuracy drop in mAP@0.5 points, on the trained
+synthetic-shapes detector (zoo:detector)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgekit import detection as det  # noqa: E402
+from edgekit import detection_metrics as dm  # noqa: E402
+from edgekit.zoo import detection as zoo  # noqa: E402
+
+
+def padded_labels(labels, width=4):
+    """Per-image labels → [N, width, 5] (x1, y1, x2, y2, class; class -1 pads), the evaluation files' form."""
+    out = np.full((len(labels), width, 5), -1, np.float32)
+    for i, lab in enumerate(labels):
+        out[i, :len(lab["boxes"]), :4] = lab["boxes"]
+        out[i, :len(lab["boxes"]), 4] = lab["classes"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The trained detector's head (marked as a detection head), the head with NMS appended, and images + labels."""
+    torch.set_num_threads(1)
+    images, labels = zoo.shapes_dataset(400, seed=0)
+    model = zoo.train(zoo.tiny_detector(), images, labels, steps=250, batch=16)
+    root = tmp_path_factory.mktemp("judge")
+    torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(root / "head.onnx"), input_names=["image"],
+                      output_names=["detections"], opset_version=17, dynamo=False)
+    head = det.mark_head(onnx.load(str(root / "head.onnx")), "detections")
+    onnx.save(head, str(root / "head.onnx"))
+    onnx.save(det.append_nms(head, conf=0.25, max_det=20), str(root / "nms.onnx"))
+    onnx.save(det.append_nms(head, conf=0.7, max_det=20), str(root / "nms_strict.onnx"))
+    test_images, test_labels = zoo.shapes_dataset(24, seed=1)
+    np.savez(root / "eval.npz", image=zoo.to_input(test_images).numpy(), labels=padded_labels(test_labels))
+    calib_images, calib_labels = zoo.shapes_dataset(48, seed=2)
+    np.savez(root / "calib.npz", image=zoo.to_input(calib_images).numpy(), labels=padded_labels(calib_labels))
+    return root
+
+
+def test_compare_reports_box_agreement_and_map_for_detectors(files):
+    from edgekit.compare import compare
+    from edgekit.convert import convert
+    convert(files / "nms.onnx", files / "nms.tflite")
+    report = compare([files / "nms.onnx", files / "nms.tflite", files / "nms_strict.onnx"],
+                     inputs=str(files / "eval.npz"))
+    tflite, strict = (c["detections"] for c in report["candidates"])
+    assert tflite["images"] == 24 and tflite["reference"] > 24  # every image ran, and the scenes hold boxes
+    assert tflite["precision"] == tflite["recall"] == 1.0 and tflite["mean_iou"] > 0.99
+    assert tflite["map50"] == pytest.approx(tflite["reference_map50"], abs=1e-6)
+    assert tflite["reference_map50"] > 0.8
+    # a stricter score threshold keeps a subset of the boxes: every kept box matches, some reference boxes don't
+    assert strict["precision"] == 1.0 and strict["recall"] < 0.95 and strict["map50"] < strict["reference_map50"]
+
+
+def test_compare_of_models_that_are_not_detectors_has_no_detection_section(zoo_onnx):
+    from edgekit.compare import compare
+    path = zoo_onnx("mlp")
+    report = compare([path, path])
+    assert "detections" not in report["candidates"][0]
+
+
+def test_quantize_measures_the_int8_detector_in_map_points(files):
+    from edgekit.quantize import quantize
+    result = quantize(files / "head.onnx", files / "head_int8.onnx", calib=str(files / "calib.npz"),
+                      eval_data=str(files / "eval.npz"), max_drop=0.05, speed="off")
+    acc = result.accuracy
+    assert acc.metric == "map50" and acc.samples == 24
+    assert acc.float_accuracy > 0.8 and acc.drop == pytest.approx(acc.float_accuracy - acc.accuracy)
+    assert acc.drop <= 0.05
+    meta = {p.key: p.value for p in onnx.load(str(files / "head_int8.onnx")).metadata_props}
+    assert det.HEAD_KEY in meta  # the int8 model is still known to be a detection head
+    # the figure is the mAP of the written model, computed here independently
+    from edgekit.runtimes import load
+    session = load(str(files / "head_int8.onnx"), runtime="onnxruntime")
+    data = np.load(files / "eval.npz")
+    found = [det.postprocess_head(session.run({"image": x[None]})["detections"]) for x in data["image"]]
+    assert dm.map50(found, dm.box_labels(data["labels"])) == pytest.approx(acc.accuracy, abs=1e-6)
+
+
+def test_without_box_labels_quantize_judges_matched_boxes_against_float(files, tmp_path):
+    from edgekit.quantize import quantize
+    data = np.load(files / "calib.npz")
+    np.savez(tmp_path / "calib.npz", image=data["image"])
+    result = quantize(files / "head.onnx", tmp_path / "int8.onnx", calib=str(tmp_path / "calib.npz"), speed="off")
+    acc = result.accuracy
+    row = next(r for r in acc.outputs if r["output"] == "matched boxes")
+    assert acc.metric == "box_agreement" and acc.float_accuracy is None
+    assert acc.drop == pytest.approx(1 - min(row["precision"], row["recall"]))
+    assert 0 <= acc.drop < 0.3
+
+
+def test_detection_spec_reads_metadata_or_output_names():
+    assert dm.detection_spec({}, ["boxes", "scores", "classes", "count"])["kind"] == "nms"
+    assert dm.detection_spec({}, ["detections"]) is None  # an unmarked tensor is not assumed to be boxes
+    spec = dm.detection_spec({det.HEAD_KEY: '{"output": "out", "format": "yolo"}'}, ["out"])
+    assert spec == {"kind": "head", "output": "out", "box_format": "xywh"}
+    assert dm.box_labels(np.zeros((3, 2))) is None
