@@ -142,3 +142,19 @@ def test_reports_show_the_devices_side_by_side(device_report):
     assert json.loads((root / "out" / "report.json").read_text())["devices"][0]["name"] == "board-a"
     html = (root / "out" / "report.html").read_text()
     assert '<table id="devices">' in html and "board-b" in html
+
+
+def test_the_console_table_shows_the_devices_side_by_side_with_each_ones_recommendation(device_report, capsys):
+    from edgekit.cli.pipeline_cmd import render
+    _, report = device_report
+    render(report)
+    text = capsys.readouterr().out
+    section = text.split("on devices", 1)[1]
+    header = next(line for line in section.splitlines() if line.lstrip().startswith("variant"))
+    assert header.split() == ["variant", "board-a", "board-b", "gone"]
+    for row in report["device_rows"]:
+        if row["device"] == "board-a":
+            line = next(line for line in section.splitlines() if line.split()[:1] == [row["variant"]])
+            assert f"{row['p50_ms']:.3f} ms" in line and "device not usable" in line
+    for d in report["devices"]:
+        assert f"Recommended on {d['name']}: {d['best'] or 'none'} — {d['best_reason'][:40]}" in section

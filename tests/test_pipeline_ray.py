@@ -47,3 +47,23 @@ def test_variants_built_on_local_ray_match_the_serial_run(local_ray, tmp_path):
         assert s[name]["built_on"] == "here"
         assert r[name]["built_on"].startswith("ray:") and not r[name]["built_on"].endswith(f":{os.getpid()}")
     assert ("tflite-int8", "done") in events and ("onnx-int8", "done") in events
+
+
+def test_the_ray_option_of_the_command_overrides_the_configs_sweep_and_builds_on_ray(local_ray, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+    config = tmp_path / "lenet.toml"
+    # an address that would never answer: the option must win (and this process already joined the local instance)
+    config.write_text('[model]\nspec = "zoo:lenet"\n[variants]\ninclude = ["tflite-fp32"]\nspeed = "off"\n'
+                      '[bench]\nruns = 5\nthreads = [1]\n[data]\neval_samples = 8\n'
+                      '[sweep]\nray = "ray://head.invalid:10001"\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["pipeline", str(config), "-o", str(out), "--ray", "auto"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["ray"] == "auto"
+    row = next(r for r in report["rows"] if r["variant"] == "tflite-fp32")
+    assert row["status"] == "ok" and row["built_on"].startswith("ray:"), row

@@ -21,10 +21,13 @@ from edgekit.cli.common import console, emit_json, handle_errors, input_shape_op
 @click.option("--max-drop", type=float, help="Accuracy gate: largest allowed drop vs float (0.01 = one point).")
 @click.option("--latency-budget", type=float, help="Latency budget in ms (p50).")
 @click.option("--fail-below", type=float, help="Exit 6 if the recommended variant's metric is below this value.")
+@click.option("--ray", "ray_address", metavar="auto|ADDRESS",
+              help="Build the variants as Ray tasks: 'auto' (this machine's cluster or a new local instance) or a "
+                   "cluster's address. Overrides the config's [sweep] ray.")
 @json_option
 @handle_errors
 def command(source, output_dir, variants, input_shapes, calib, eval_data, threads, max_drop, latency_budget,
-            fail_below, json_path):
+            fail_below, ray_address, json_path):
     """Export, optimize, quantize, convert, validate and benchmark every variant; report which to ship.
 
     SOURCE is a pipeline config (TOML) or a model SPEC such as zoo:lenet. Exit 6 when no variant passes the
@@ -35,7 +38,7 @@ def command(source, output_dir, variants, input_shapes, calib, eval_data, thread
 
     overrides = {"variants": variants.split(",") if variants else None, "input_shapes": list(input_shapes) or None,
                  "calibration": calib, "eval": eval_data, "max_drop": max_drop, "latency_budget_ms": latency_budget,
-                 "fail_below": fail_below}
+                 "fail_below": fail_below, "ray": ray_address}
     if threads:
         try:
             overrides["threads"] = [int(t) for t in threads.split(",")]
@@ -74,6 +77,8 @@ def render(report: dict) -> None:
         style = "bold green" if row["variant"] == report["best"] else ("" if row["status"] == "ok" else "red")
         table.add_row(*(row["status"] if k == "status" else cell(row, k) for k, _ in columns), style=style)
     out.print(table)
+    if report.get("devices"):
+        render_devices(report)
     from edgekit.pipeline.report import reasons
     for variant, reason in reasons(report):
         out.print(f"[yellow]{variant}[/]: {escape(reason.strip().splitlines()[0])}"
@@ -86,3 +91,23 @@ def render(report: dict) -> None:
     if report.get("best_path"):
         out.print(f"Copied to {report['best_path']}.")
     out.print(f"Reports: {report['output_dir']}/report.md, report.html, report.json")
+
+
+def render_devices(report: dict) -> None:
+    """The `[[devices]]` table: a row per variant, a column per device (p50 there, speed-up over onnx-fp32 there),
+    the recommended variant of each device in bold, then each device's recommendation and why."""
+    from edgekit.pipeline.report import device_line, device_table
+    names, rows = device_table(report)
+    best = {d["name"]: d["best"] for d in report["devices"]}
+    table = Table(title="on devices — p50 (speed-up over onnx-fp32 there); accuracy measured here",
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table.add_column("variant", no_wrap=True)
+    for name in names:
+        table.add_column(escape(name), no_wrap=True)
+    for variant, cells in rows:
+        table.add_row(escape(variant), *(f"[bold green]{escape(c)}[/]" if best.get(n) == variant else escape(c)
+                                         for n, c in zip(names, cells)))
+    out.print(table)
+    for d in report["devices"]:
+        out.print(f"Recommended on {escape(d['name'])}: [bold]{escape(str(d['best'] or 'none'))}[/] — "
+                  f"{escape(d['best_reason'])}. Device: {escape(device_line(d))}.")

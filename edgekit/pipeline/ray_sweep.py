@@ -10,14 +10,16 @@ benchmarking stay on this machine, one after another: timings taken while builds
 several machines it and the config's data files must be on a filesystem they share. The quantizer's speed search
 (`[variants] speed = "search"`, the default) times candidates on the worker, where other lanes compete for the same
 cores: its choices can then differ from a serial run's; `speed = "off"` makes every build reproducible.
+`ray_session` is how anything in edgekit (and benchmarks/coverage.py --ray) joins Ray.
 """
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from edgekit.errors import EnvironmentProblem
+from edgekit.errors import EnvironmentProblem, UsageError
 
 
 def lanes(names: list[str], parent: dict[str, str | None]) -> list[list[str]]:
@@ -33,23 +35,43 @@ def lanes(names: list[str], parent: dict[str, str | None]) -> list[list[str]]:
     return list(grouped.values())
 
 
-def _ray():
+def _ray(what: str):
     try:
         import ray
     except ImportError as exc:
-        raise EnvironmentProblem(f"Dispatching the pipeline's variants to Ray needs the package 'ray' ({exc}).",
+        raise EnvironmentProblem(f"Dispatching {what} to Ray needs the package 'ray' ({exc}).",
                                  hint='Install it with: pip install "edgekit[ray]".') from exc
     return ray
 
 
-def build_lanes_on_ray(run, variants: dict, lane_names: list[list[str]], address: str) -> None:
-    """Build every lane as one Ray task; the Variants in `variants` are updated in place, notify events replayed."""
-    ray = _ray()
+@contextmanager
+def ray_session(address: str, what: str = "the pipeline's variants"):
+    """The `ray` module, joined to a Ray instance for the block: the one this process already joined (left running),
+    else `address` — "auto" for the cluster this machine belongs to (`ray start`, RAY_ADDRESS) or a new local
+    instance, which is shut down at the end of the block (its workers with it), or a cluster's address."""
+    if not isinstance(address, str) or not address.strip():
+        raise UsageError(f"The Ray address must be 'auto' or a cluster address, got {address!r}.",
+                         hint='e.g. --ray auto, --ray ray://head:10001 or --ray 10.0.0.5:6379.')
+    ray = _ray(what)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        try:
+            ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise EnvironmentProblem(f"Could not join the Ray cluster at '{address}': {str(exc).strip()[:300]}",
+                                     hint="Check the address (ray status on the head node prints it), or use "
+                                          "--ray auto for a local instance.") from None
     try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def build_lanes_on_ray(run, variants: dict, lane_names: list[list[str]], address: str) -> None:
+    """Build every lane as one Ray task; the Variants in `variants` are updated in place, notify events replayed."""
+    with ray_session(address) as ray:
         build = ray.remote(_build_lane)
         # workers start in their own directories: every path they get is absolute
         config = replace(run.config, base_dir=str(Path(run.config.base_dir).resolve()))
@@ -65,9 +87,6 @@ def build_lanes_on_ray(run, variants: dict, lane_names: list[list[str]], address
                 run.notify(step, state)
             for v in built:
                 variants[v.name] = v
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 def _build_lane(config, out: str, exported: str, fp32, lane: list[str]):

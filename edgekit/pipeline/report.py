@@ -109,7 +109,7 @@ def device_table(report: dict) -> tuple[list[str], list[tuple[str, list[str]]]]:
                         for n in names]) for v in variants]
 
 
-def _device_line(d: dict) -> str:
+def device_line(d: dict) -> str:
     env = d.get("environment") or {}
     where = ", ".join(str(x) for x in (env.get("arch"), env.get("cpu"), env.get("usable_cores") and
                                        f"{env['usable_cores']} cores") if x)
@@ -181,7 +181,7 @@ def _markdown(report: dict) -> str:
         names, table = device_table(report)
         lines += ["", "## On devices", "", "p50 latency on each device (speed-up over onnx-fp32 on the same device); "
                   "accuracy is measured once, on this machine.", ""]
-        lines += [f"- **{d['name']}: {d['best'] or 'none'}** — {d['best_reason']}. Device: {_device_line(d)}."
+        lines += [f"- **{d['name']}: {d['best'] or 'none'}** — {d['best_reason']}. Device: {device_line(d)}."
                   for d in report["devices"]]
         lines += ["", "| variant | " + " | ".join(n.replace("|", "/") for n in names) + " |",
                   "|---|" + "---|" * len(names)]
@@ -237,7 +237,7 @@ def _html_devices(report: dict) -> str:
     names, table = device_table(report)
     best = {d["name"]: d["best"] for d in report["devices"]}
     items = "".join(f"<li><b>{html.escape(d['name'])}: {html.escape(str(d['best'] or 'none'))}</b> — "
-                    f"{html.escape(d['best_reason'])}. Device: {html.escape(_device_line(d))}.</li>"
+                    f"{html.escape(d['best_reason'])}. Device: {html.escape(device_line(d))}.</li>"
                     for d in report["devices"])
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join("<tr><td>" + html.escape(v) + "</td>" + "".join(
