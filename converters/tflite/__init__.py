@@ -11,9 +11,9 @@ __all__ = ["compile_onnx", "supported_ops", "describe_tflite"]
 
 
 def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metadata: dict | None = None,
-                 source: str = "the model", int8_io: bool = False, precision: str = "auto"):
+                 source: str = "the model", int8_io: bool = False, precision: str = "auto", float_nodes=()):
     from edgekit.converters.tflite.compiler import compile_onnx as _compile
-    return _compile(model_or_path, input_shapes, nhwc_io, metadata, source, int8_io, precision)
+    return _compile(model_or_path, input_shapes, nhwc_io, metadata, source, int8_io, precision, float_nodes)
 
 
 def supported_ops() -> dict:

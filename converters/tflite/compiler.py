@@ -23,6 +23,7 @@ class CompileOptions:
     int8_io: bool = False  # int8 models: integer inputs/outputs (their scales go in the metadata)
     precision: str = "auto"
     quantize_float_weights: bool = False  # dynamic mode: float dense weights become int8 (see passes.dynamic_range)
+    float_nodes: tuple = ()  # int8 models: ONNX nodes computed in float between their Q/DQ (measured islands)
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Compiled:
 
 
 def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metadata: dict | None = None,
-                 source: str = "the model", int8_io: bool = False, precision: str = "auto") -> Compiled:
+                 source: str = "the model", int8_io: bool = False, precision: str = "auto",
+                 float_nodes=()) -> Compiled:
     """Compile an ONNX model (path or ModelProto) to a TFLite model; UnsupportedModelError lists every bad node.
 
     precision: "auto" follows the model (QDQ → int8, ONNX dynamic quantization → dynamic-range, float16 → fp16,
@@ -55,7 +57,7 @@ def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metada
     """
     start = time.perf_counter()
     load_all()
-    options = CompileOptions(input_shapes, nhwc_io, int8_io, precision)
+    options = CompileOptions(input_shapes, nhwc_io, int8_io, precision, float_nodes=tuple(float_nodes))
     graph = import_model(load_onnx(model_or_path), input_shapes)
     for p in passes.FOLDING:
         p.run(graph, options)

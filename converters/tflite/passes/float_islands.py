@@ -39,7 +39,7 @@ def run(graph: Graph, options=None) -> None:
     islands = []
     for nodes in groups.values():
         islands.append({"nodes": [n.name for n in nodes], "ops": sorted({n.op_type for n in nodes}),
-                        "reason": _reason(graph, nodes)})
+                        "reason": _reason(graph, nodes, set(getattr(options, "float_nodes", ()) or ()))})
     graph.quantization["islands"] = islands
 
 
@@ -49,7 +49,11 @@ def _computes_float(graph: Graph, node) -> bool:
     return any(v.dtype.name == "float32" for v in data)
 
 
-def _reason(graph: Graph, nodes) -> str:
+def _reason(graph: Graph, nodes, measured=frozenset()) -> str:
+    chosen = sorted(n.name for n in nodes if n.name in measured)
+    if chosen:
+        return (f"measured: the int8 kernel of {', '.join(chosen)} differed from ONNX Runtime's QDQ model "
+                f"(edgekit.int8_islands): computed in float32")
     no_kernel = sorted({n.op_type for n in nodes if (e := lookup(n.op_type, graph.opset, n.domain)) is None or "int8" not in e.dtypes})
     if no_kernel:
         return f"no integer kernel for {', '.join(no_kernel)} in this compiler: computed in float32"

@@ -27,7 +27,8 @@ def run(graph: Graph, options=None) -> None:
     notes = graph.quantization.setdefault("notes", [])
     _fold_constant_dequantize(graph, notes)
     _type_quantized_values(graph)
-    while _fuse_one(graph):
+    keep_float = set(getattr(options, "float_nodes", ()) or ())
+    while _fuse_one(graph, keep_float):
         pass
     _merge_requantize(graph)
     _float_constants(graph)
@@ -100,10 +101,12 @@ def _dq_source(graph: Graph, producers: dict, name: str) -> str | None:
     return source.name if source is not None and source.quant is not None and not source.is_const else None
 
 
-def _fuse_one(graph: Graph) -> bool:
+def _fuse_one(graph: Graph, keep_float=frozenset()) -> bool:
+    """Fold one op between its DQ inputs and Q outputs; nodes in `keep_float` (islands the conversion measured)
+    stay float."""
     producers, consumers = graph.producers(), graph.consumers()
     for node in graph.nodes:
-        if node.op_type in (Q, DQ) or node.domain not in ("", "ai.onnx"):
+        if node.op_type in (Q, DQ) or node.domain not in ("", "ai.onnx") or node.name in keep_float:
             continue
         entry = lookup(node.op_type, graph.opset, node.domain)
         if entry is None or "int8" not in entry.dtypes:

@@ -1,0 +1,159 @@
+"""Float islands of an INT8 conversion chosen by measurement: where TFLite's int8 kernels drift from ONNX Runtime's
+QDQ model (Softmax's fixed 1/256 output scale, LayerNorm's decomposition, GELU, residual adds of very different
+scales, sigmoid gates), the ops that add the error are found by comparing every quantized tensor of the compiled
+model with the same tensor of the QDQ model, and are then compiled in float between DEQUANTIZE/QUANTIZE.
+
+Each quantized tensor (a QuantizeLinear output of the QDQ model keeps its name in the TFLite model) is compared in
+its own quantization steps. An op's *local* error is how many steps its output is off beyond the worst of its
+quantized inputs (error carried in is not the op's fault); the ops whose local error exceeds LOCAL_STEPS are the
+candidates, worst first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: an op whose int8 output is off by more steps than its inputs by this much adds error of its own
+LOCAL_STEPS = 2.0
+#: islands added per round (worst first), and rounds at most
+PER_ROUND = 4
+ROUNDS = 6
+
+
+@dataclass
+class OpError:
+    node: str  # the ONNX node (of the QDQ model) that writes the tensor
+    op_type: str
+    tensor: str
+    steps: float  # max |TFLite - ONNX Runtime| of the tensor, in its quantization steps
+    local_steps: float  # steps beyond the worst quantized input of the node
+    feeders: tuple = ()  # the nodes writing its quantized inputs
+
+    def as_dict(self) -> dict:
+        return {"node": self.node, "op_type": self.op_type, "tensor": self.tensor, "steps": round(self.steps, 2),
+                "local_steps": round(self.local_steps, 2)}
+
+
+def measure(onnx_bytes: bytes, compiled, seeds=(0,)) -> list[OpError]:
+    """Every quantized tensor the QDQ model and the compiled model (compiler.Compiled) share, with its error;
+    worst local error first."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekit import runtimes
+    from edgekit.convert import _quantized, to_layout
+    from edgekit.converters.tflite.writer import tensor_names
+    from edgekit.inputs import random_array
+
+    input_shapes, io_quant = compiled.input_shapes, compiled.quantization.get("io") or {}
+    in_file = tensor_names(compiled.graph)
+
+    model = onnx.load_from_string(onnx_bytes)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    quantized = {}  # Q output name -> (scale, zero point, the float tensor it quantizes)
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear" and n.input[1] in inits and np.size(inits[n.input[1]]) == 1:
+            zp = inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros((), np.uint8)
+            if zp is not None:
+                quantized[n.output[0]] = (float(inits[n.input[1]]), zp, n.input[0])
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    have = {o.name for o in exposed.graph.output}
+    exposed.graph.output.extend(onnx.helper.make_empty_tensor_value_info(q) for q in quantized if q not in have)
+    worst: dict[str, float] = {}
+    with runtimes.load(exposed.SerializeToString(), runtime="onnxruntime", threads=1) as ref:
+        from ai_edge_litert.interpreter import Interpreter
+        lite = Interpreter(model_content=compiled.to_bytes(), num_threads=1, experimental_preserve_all_tensors=True)
+        details = {d["name"]: d for d in lite.get_tensor_details()}
+        inputs = lite.get_input_details()
+        for d in inputs:
+            shape = input_shapes.get(d["name"])
+            if shape is not None and list(d["shape"]) != [2 if s == -1 else s for s in shape]:
+                lite.resize_tensor_input(d["index"], [2 if s == -1 else s for s in shape])
+        lite.allocate_tensors()
+        layouts = dict(compiled.io_layouts or {})
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            feeds = {i.name: random_array([2 if d == -1 else d for d in input_shapes[i.name]], i.dtype, rng)
+                     for i in ref.inputs}
+            expected = ref.run(feeds)
+            for d in inputs:
+                lite.set_tensor(d["index"], to_layout(_quantized(feeds[d["name"]], io_quant.get(d["name"])),
+                                                      layouts.get(d["name"])).astype(d["dtype"]))
+            lite.invoke()
+            for name, (scale, zp, _) in quantized.items():
+                d = details.get(in_file.get(name, name))
+                if d is None or name not in expected or not d["quantization_parameters"]["scales"].size:
+                    continue
+                got = lite.get_tensor(d["index"])
+                ref_q = np.asarray(expected[name])
+                got = _onnx_layout(got, ref_q.shape)
+                if got is None:
+                    continue
+                q = d["quantization_parameters"]
+                real = (got.astype(np.float64) - q["zero_points"][0]) * q["scales"][0]
+                want = (ref_q.astype(np.float64) - zp.astype(np.float64)) * scale
+                worst[name] = max(worst.get(name, 0.0), float(np.abs(real - want).max(initial=0.0)) / scale)
+    rows = []
+    for name, steps in worst.items():
+        node = producers.get(quantized[name][2])
+        if node is None:
+            continue
+        sources = [dq.input[0] for i in node.input if (dq := producers.get(i)) is not None
+                   and dq.op_type == "DequantizeLinear" and dq.input[0] in quantized]
+        if any(q not in worst for q in sources):
+            continue  # an input the compiled model does not hold (fused away): the error cannot be attributed
+        carried = [worst[q] for q in sources]
+        feeders = tuple(dict.fromkeys(p.name for q in sources if (p := producers.get(quantized[q][2])) is not None))
+        rows.append(OpError(node.name, node.op_type, name, steps, steps - max(carried, default=0.0), feeders))
+    rows.sort(key=lambda r: -r.local_steps)
+    return rows
+
+
+def culprits(rows: list[OpError], floats=()) -> list[OpError]:
+    """The ops to compile in float next: local error above LOCAL_STEPS, worst first, PER_ROUND at most.
+
+    An op already computed in float (`floats`: islands) adds no kernel error of its own; it amplifies the rounding
+    of its int8 inputs (LayerNorm divides a residual stream's one-step difference by its small deviation, a
+    fixed-scale Softmax output is requantized finer): the nearest int8 ops feeding it (through float ones) are
+    chosen instead."""
+    by_node = {r.node: r for r in rows}
+    chosen: dict[str, OpError] = {}
+    for r in rows:
+        if r.local_steps <= LOCAL_STEPS:
+            break
+        for pick in _int8_sources(r, by_node, set(floats)):
+            if pick.node not in floats and pick.steps > 0:
+                chosen.setdefault(pick.node, OpError(pick.node, pick.op_type, pick.tensor, pick.steps,
+                                                     r.local_steps, pick.feeders))
+        if len(chosen) >= PER_ROUND:
+            break
+    return list(chosen.values())[:PER_ROUND]
+
+
+def _onnx_layout(got: np.ndarray, shape) -> np.ndarray | None:
+    """`got` in the ONNX tensor's shape: as is, or the one transpose (a layout the compiler chose) that gives it."""
+    import itertools
+    shape = tuple(shape)
+    if got.shape == shape:
+        return got
+    perms = [p for p in itertools.permutations(range(got.ndim)) if tuple(got.shape[k] for k in p) == shape] \
+        if got.ndim <= 5 else []
+    return got.transpose(perms[0]) if len(perms) == 1 else None
+
+
+def _int8_sources(row: OpError, by_node: dict, floats: set) -> list[OpError]:
+    """`row` if its op is int8, else the nearest int8 ops upstream of it through ops computed in float."""
+    found, todo, seen = [], [row], set()
+    while todo:
+        r = todo.pop()
+        if r.node in seen:
+            continue
+        seen.add(r.node)
+        if r.node not in floats:
+            found.append(r)
+        else:
+            todo.extend(by_node[f] for f in r.feeders if f in by_node)
+    return found
