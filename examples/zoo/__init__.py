@@ -16,7 +16,7 @@ class ZooEntry:
     inputs: tuple  # ((name, shape, dtype), ...)
     outputs: tuple  # output names
     family: str
-    task: str = "classification"  # classification | regression | generation | detection
+    task: str = "classification"  # classification | regression | generation | detection | segmentation
     dynamic_axes: dict = field(default_factory=dict)  # {input: {dim: label}} validated at two sizes
     description: str = ""
 
@@ -56,6 +56,10 @@ ZOO = {e.name: e for e in [
              "detection", task="detection",
              description="YOLO-style anchor-free detector (DFL box bins, grid decode) for 64x64 synthetic shapes; "
                          "train with edgekit.zoo.detection.train"),
+    ZooEntry("segmenter", "segmentation:tiny_unet", (("image", (1, 3, 64, 64), "float32"),), ("logits",),
+             "segmentation", task="segmentation",
+             description="U-Net-style segmenter (strided encoder, nearest Upsample + skip concats) to per-pixel "
+                         "logits [1, 4, 64, 64] for synthetic shapes; train with edgekit.zoo.segmentation.train"),
     ZooEntry("gan_discriminator", "generative:gan_discriminator", (("image", (1, 1, 28, 28), "float32"),),
              ("score",), "gan", description="GAN discriminator: Conv, LeakyReLU, Sigmoid"),
 ]}

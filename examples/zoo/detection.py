@@ -67,7 +67,8 @@ def tiny_detector() -> nn.Module:
 # ------------------------------------------------------------------ data
 
 def shapes_dataset(count: int, seed: int = 0, size: int = SIZE, max_objects: int = 3):
-    """`count` RGB images [count, size, size, 3] uint8 and, per image, boxes [n, 4] (xyxy pixels) and classes [n]."""
+    """`count` RGB images [count, size, size, 3] uint8 and, per image, boxes [n, 4] (xyxy pixels), classes [n] and
+    "mask" [size, size] uint8: 0 background, k + 1 where shape class k is painted (a later shape covers an earlier)."""
     rng = np.random.default_rng(seed)
     images = np.empty((count, size, size, 3), np.uint8)
     labels = []
@@ -75,6 +76,7 @@ def shapes_dataset(count: int, seed: int = 0, size: int = SIZE, max_objects: int
     for i in range(count):
         img = rng.normal(rng.uniform(40, 90), 12, (size, size, 3))
         boxes, classes = [], []
+        painted = np.zeros((size, size), np.uint8)
         for _ in range(rng.integers(1, max_objects + 1)):
             w, h = rng.uniform(12, 34, 2)
             x1, y1 = rng.uniform(0, size - w), rng.uniform(0, size - h)
@@ -90,10 +92,12 @@ def shapes_dataset(count: int, seed: int = 0, size: int = SIZE, max_objects: int
                 t = (ys - y1) / h
                 mask = (t >= 0) & (t <= 1) & (np.abs(xs - x1 - w / 2) <= t * w / 2)
             img[mask] = rng.uniform(140, 255, 3)
+            painted[mask] = kind + 1
             boxes.append(box)
             classes.append(kind)
         images[i] = np.clip(img, 0, 255).astype(np.uint8)
-        labels.append({"boxes": np.asarray(boxes, np.float32).reshape(-1, 4), "classes": np.asarray(classes, np.int64)})
+        labels.append({"boxes": np.asarray(boxes, np.float32).reshape(-1, 4), "classes": np.asarray(classes, np.int64),
+                       "mask": painted})
     return images, labels
 
 
