@@ -116,7 +116,9 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
             f"(output scale {worst.scale:.3g}; tolerance atol={limits[worst.name]:g} + rtol={rtol:g}·scale"
             + (f", {INT8_STEPS} quantization steps" if steps and atol is None else "")
             + (f"; top-1 agreement {worst.top1_agreement:.2f}" if worst.top1_agreement is not None
-               and mode != "float32" else "") + "). "
+               and mode != "float32" else "")
+            + (f"; after computing {len(quant['measured_islands'])} measured op(s) in float"
+               if quant.get("measured_islands") else "") + "). "
             + (f"It was written anyway to '{out}' (--keep-invalid)." if keep_invalid else "Nothing was written."),
             hint="Loosen --atol/--rtol if the difference is acceptable, or pass --keep-invalid to write the model "
                  "anyway; report it if it looks like a compiler bug.")
