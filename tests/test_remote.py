@@ -108,6 +108,19 @@ def worker_pids(cache: Path) -> list[int]:
     return [int(p.split(":")[0]) for p in leftovers(cache)[0] if f"-m edgekit.bench {cache}/.run-" in p]
 
 
+def upload_agent_pids(python: str, cache: Path) -> list[int]:
+    """The device agents receiving an upload into `cache`: `PYTHON -c SOURCE upload CACHE NAME SHA SIZE`."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv[0] == python and argv[3:5] == ["upload", str(cache)]:
+            pids.append(int(pid))
+    return pids
+
+
 def wait_clean(cache: Path, seconds: float = 15.0) -> tuple[list[str], list[str]]:
     deadline = time.monotonic() + seconds
     while True:
@@ -320,3 +333,32 @@ def test_a_full_device_disk_is_a_clear_error(sshd, device_py, models, tmp_path):
         assert [p.name for p in (small / "cache").iterdir()] == []
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_ctrl_c_during_an_upload_leaves_no_partial_file_on_the_device(sshd, device_py, models, tmp_path):
+    cache = tmp_path / "cache"
+    big = tmp_path / "big.tflite"
+    big.write_bytes(models[1].read_bytes() + b"\0" * (64 << 20))  # LiteRT ignores trailing bytes; seconds to send
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "bench", str(big), "--device",
+                             sshd.url(python=device_py, cache=str(cache)), "--ssh-config", str(sshd.client_config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (cache.exists() and any(p.name.startswith(".part-") for p in cache.iterdir())):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"the upload never started on the device: {proc.communicate()}")
+        time.sleep(0.01)
+    # the agent receiving it is frozen, so the upload is half done when Ctrl-C arrives (64 MB can otherwise be in
+    # flight in the pipe and socket buffers before a poll sees the partial file)
+    agents = upload_agent_pids(device_py, cache)
+    assert agents, leftovers(cache)
+    for pid in agents:
+        os.kill(pid, signal.SIGSTOP)
+    assert any(p.name.startswith(".part-") for p in cache.iterdir()), "the upload finished before Ctrl-C"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    for pid in agents:
+        os.kill(pid, signal.SIGCONT)  # it finds its connection gone
+    assert proc.returncode == 130, err
+    assert wait_clean(cache) == ([], [])
+    assert list(cache.iterdir()) == []  # neither the partial upload nor an unverified model
