@@ -24,12 +24,16 @@ from edgekit.converters.tflite.registry import Unsupported, lowering
 
 UNROLLED = ("FULLY_CONNECTED", "UNPACK", "PACK", "RESHAPE", "SPLIT", "ADD", "SUB", "MUL", "LOGISTIC", "TANH", "RELU",
             "MAXIMUM", "MINIMUM")
-LOOPED = ("WHILE", "FILL", "GATHER", "LESS", "SELECT_V2", "DYNAMIC_UPDATE_SLICE", "REVERSE_V2", "REVERSE_SEQUENCE")
+LOOPED = ("WHILE", "FILL", "GATHER", "LESS", "SELECT_V2", "DYNAMIC_UPDATE_SLICE", "REVERSE_V2", "REVERSE_SEQUENCE",
+          "SPLIT_V", "CONCATENATION")
 EMITS = UNROLLED + LOOPED
 ACTIVATIONS = {"Sigmoid": "LOGISTIC", "Tanh": "TANH", "Relu": "RELU"}
-#: the longest sequence that is unrolled; longer ones run in a WHILE loop. benchmarks/bench_recurrent_while.py
-#: (LiteRT, 2 threads, medians) decides it: see that file's docstring and the README for the figures.
-UNROLL_MAX_STEPS = 256
+#: the longest sequence that is unrolled; longer ones run in WHILE loops. benchmarks/bench_recurrent_while.py
+#: (LiteRT, 2 threads, interleaved medians, hidden 32; 2-core AVX-512 VM): unrolled 1.2-2.4x faster at 16 and 64
+#: steps, the loop 2-10x faster at 256 and 1.4-1.8x at 1024 (and 30x smaller, compiled in 0.1 s instead of 16-21 s)
+UNROLL_MAX_STEPS = 64
+#: steps per WHILE loop of the looped form (a longer sequence chains loops; see `_looped` for why)
+LOOP_CHUNK_STEPS = 64
 
 
 class _Steps:
@@ -195,53 +199,85 @@ def _unrolled(cell: _Cell, step, d: int, proj: str, states: list, lengths):
 
 
 def _looped(cell: _Cell, step, d: int, proj: str, states: list, lengths):
-    """One direction as a WHILE loop; returns (Y of this direction, final states)."""
+    """One direction as a chain of WHILE loops over chunks of LOOP_CHUNK_STEPS; returns (Y, final states).
+
+    Why chunks: LiteRT's WHILE deep-copies every carried tensor into the body each iteration, so a loop carrying
+    the whole sequence costs O(steps²) (a GRU at 8,192 steps ran 15× slower per step than at 512); a chunk
+    bounds the copy per step."""
     b, axis = cell.b, cell.time_axis
     if cell.backwards(d):
         proj = _reversed(cell, proj, lengths, f"d{d}_xw_reversed")
-    y0 = b.temp(cell.seq_shape(cell.hidden), hint=f"d{d}_Y0")
-    b.emit("FILL", [b.ints(cell.seq_shape(cell.hidden), f"d{d}_Y_shape"), _scalar(b, 0, np.float32, "zero")],
-           [y0])
-    carried = [_scalar(b, 0, np.int32, f"d{d}_t0"), proj] + ([] if lengths is None else [
-        _column(cell, lengths, f"d{d}_lengths")]) + states + [y0]
-    like = [(b.shape_of(n), b.g.tensors[n].dtype) for n in carried]
+    sizes = [min(LOOP_CHUNK_STEPS, cell.steps - start) for start in range(0, cell.steps, LOOP_CHUNK_STEPS)]
+    chunks = [proj]
+    if len(sizes) > 1:
+        chunks = [b.temp(_with_time(cell, b.shape_of(proj), k), hint=f"d{d}_xw_chunk") for k in sizes]
+        b.emit("SPLIT_V", [proj, b.ints(sizes, "chunk_sizes"), _scalar(b, axis, np.int32, "time_axis")], chunks,
+               numSplits=len(sizes))
+    column = None if lengths is None else _column(cell, lengths, f"d{d}_lengths")
+    loops: dict = {}  # chunk length -> (cond, body) subgraph indices
+    ys = []
+    for start, k, chunk in zip(range(0, cell.steps, LOOP_CHUNK_STEPS), sizes, chunks):
+        y0 = b.temp(_with_time(cell, cell.seq_shape(cell.hidden), k), hint=f"d{d}_Y0")
+        b.emit("FILL", [b.ints(b.shape_of(y0), f"d{d}_Y_shape"), _scalar(b, 0, np.float32, "zero")], [y0])
+        lens = []
+        if column is not None:  # the chunk's own step counter runs from 0: lengths count from the chunk's start
+            lens = [b.temp([cell.batch, 1], np.int32, f"d{d}_lengths_left")]
+            b.emit("SUB", [column, b.const(np.full([1, 1], start, np.int32), np.int32, "chunk_start")], lens)
+        carried = [_scalar(b, 0, np.int32, f"d{d}_t0"), chunk] + lens + states + [y0]
+        like = [(b.shape_of(n), b.g.tensors[n].dtype) for n in carried]
+        if k not in loops:
+            loops[k] = _loop_subgraphs(cell, step, d, like, k, column is not None, len(states))
+        outs = [b.temp(shape, dtype, f"d{d}_loop_out") for shape, dtype in like]
+        b.emit("WHILE", carried, outs, condSubgraphIndex=loops[k][0], bodySubgraphIndex=loops[k][1])
+        states = outs[len(outs) - 1 - len(states):-1]
+        ys.append(outs[-1])
+    y = ys[0]
+    if len(ys) > 1:
+        y = b.temp(cell.seq_shape(cell.hidden), hint=f"d{d}_Y_chunks")
+        b.emit("CONCATENATION", ys, [y], axis=axis)
+    if cell.backwards(d):
+        y = _reversed(cell, y, lengths, f"d{d}_Y")
+    return y, states
+
+
+def _with_time(cell: _Cell, shape: list, steps: int) -> list:
+    return [steps if i == cell.time_axis else n for i, n in enumerate(shape)]
+
+
+def _loop_subgraphs(cell: _Cell, step, d: int, like: list, steps: int, masked: bool, n_states: int) -> tuple:
+    """The cond and body subgraphs of a loop over `steps` steps carrying (t, x·W chunk, [lengths], states, Y)."""
+    b, axis = cell.b, cell.time_axis
     cond_index, cond = b.subgraph()
     cond.g.inputs = [cond.temp(shape, dtype, f"d{d}_cond_in") for shape, dtype in like]
     more = cond.temp([], np.bool_, f"d{d}_more")
-    cond.emit("LESS", [cond.g.inputs[0], _scalar(cond, cell.steps, np.int32, "steps")], [more])
+    cond.emit("LESS", [cond.g.inputs[0], _scalar(cond, steps, np.int32, "steps")], [more])
     cond.g.outputs = [more]
     body_index, body = b.subgraph()
     ins = body.g.inputs = [body.temp(shape, dtype, f"d{d}_body_in") for shape, dtype in like]
     t, proj_t = ins[0], ins[1]
-    lens_t = None if lengths is None else ins[2]
-    old_states, y_acc = ins[len(ins) - 1 - len(states):-1], ins[-1]
-    steps = _Steps(body, cell.batch, cell.hidden, cell.clip)
-    x_t = steps.vec("x_t", cell.gates * cell.hidden)
+    old_states, y_acc = ins[len(ins) - 1 - n_states:-1], ins[-1]
+    emitter = _Steps(body, cell.batch, cell.hidden, cell.clip)
+    x_t = emitter.vec("x_t", cell.gates * cell.hidden)
     body.emit("GATHER", [proj_t, t], [x_t], axis=axis)
-    new_states = step(steps, d, x_t, old_states, f"d{d}_")
+    new_states = step(emitter, d, x_t, old_states, f"d{d}_")
     y_t = new_states[0]
-    if lens_t is not None:  # rows past their length keep their state and emit zeros
+    if masked:  # rows past their length keep their state and emit zeros
         valid = body.temp([cell.batch, 1], np.bool_, "valid")
-        body.emit("LESS", [t, lens_t], [valid])
-        new_states = [steps.op("SELECT_V2", [valid, new, old], f"kept{i}") for i, (new, old) in
+        body.emit("LESS", [t, ins[2]], [valid])
+        new_states = [emitter.op("SELECT_V2", [valid, new, old], f"kept{i}") for i, (new, old) in
                       enumerate(zip(new_states, old_states))]
-        y_t = steps.op("SELECT_V2", [valid, new_states[0], steps.shared(np.zeros([1, 1]), "zeros")], "y_t")
-    update_shape = [1, cell.batch, cell.hidden] if not cell.layout else [cell.batch, 1, cell.hidden]
+        y_t = emitter.op("SELECT_V2", [valid, new_states[0], emitter.shared(np.zeros([1, 1]), "zeros")], "y_t")
+    update_shape = _with_time(cell, [cell.batch, cell.batch, cell.hidden], 1)  # [1, B, H] or [B, 1, H]
     update = body.temp(update_shape, hint="y_update")
     body.emit("RESHAPE", [y_t, body.ints(update_shape, "update_shape")], [update])
     start = body.temp([3], np.int32, "y_start")
     body.emit("MUL", [t, body.const(np.eye(3, dtype=np.int32)[axis], np.int32, "time_axis")], [start])
-    y_next = body.temp(cell.seq_shape(cell.hidden), hint="y")
+    y_next = body.temp(like[-1][0], hint="y")
     body.emit("DYNAMIC_UPDATE_SLICE", [y_acc, update, start], [y_next])
     t_next = body.temp([], np.int32, "t_next")
     body.emit("ADD", [t, _scalar(body, 1, np.int32, "one")], [t_next])
-    body.g.outputs = [t_next] + ins[1:len(ins) - 1 - len(states)] + new_states + [y_next]
-    outs = [b.temp(shape, dtype, f"d{d}_loop_out") for shape, dtype in like]
-    b.emit("WHILE", carried, outs, condSubgraphIndex=cond_index, bodySubgraphIndex=body_index)
-    ys = outs[-1]
-    if cell.backwards(d):
-        ys = _reversed(cell, ys, lengths, f"d{d}_Y")
-    return ys, outs[len(outs) - 1 - len(states):-1]
+    body.g.outputs = [t_next] + ins[1:len(ins) - 1 - n_states] + new_states + [y_next]
+    return cond_index, body_index
 
 
 def _reversed(cell: _Cell, seq: str, lengths, hint: str) -> str:
