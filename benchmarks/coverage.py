@@ -5,6 +5,7 @@ INT8, dynamic-range), each step validated exactly as the commands validate, with
     python benchmarks/coverage.py --quick         # the fast subset
     python benchmarks/coverage.py --models hf_bert,resnet18 --redo
     python benchmarks/coverage.py --table         # only print the table of what --out holds
+    python benchmarks/coverage.py --quick --ray auto   # one Ray task per model (a local instance, or `ray start`'s)
 
 Each step runs in its own child process with a time limit (`--step-timeout`), so a LiteRT abort or a hang is a
 recorded result, never the end of the run. Results are appended to `--out` as JSON lines, one per model; a model
@@ -188,6 +189,10 @@ def run_step(step: str, model_name: str, work: Path, timeout: float = STEP_TIMEO
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return {"status": "timeout", "reason": f"step took longer than {timeout:g} s", "seconds": timeout}
+    except BaseException:  # Ctrl-C, or a Ray task cancelled: the step's own session would outlive us
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     if record_path.exists() and proc.returncode == 0:
         return json.loads(record_path.read_text())
     rc = proc.returncode
@@ -220,6 +225,62 @@ def run_model(model_name: str, work: Path | None = None, timeout: float = STEP_T
             "inputs": [[n, list(s), d] for n, s, d in model.inputs], "steps": results,
             "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+# ---------------------------------------------------------------- many models at once on Ray
+
+def run_models_on_ray(names: list[str], address: str, timeout: float = STEP_TIMEOUT, steps=tuple(STEPS),
+                      on_record=lambda rec: None) -> None:
+    """Each model's `run_model` as one Ray task (`address`: "auto" or a cluster's, as `edgekit pipeline --ray`);
+    `on_record` gets each record here, in the driver, as its task finishes, so --out is written by one process only.
+
+    The workers load this file by its absolute path, so a cluster of several machines needs the checkout at the same
+    path on each (a shared filesystem). A model's steps still run in child processes with their time limits, so a
+    crash stays a record; Ctrl-C cancels the tasks, whose steps' processes are killed (run_step). Outcomes and
+    reasons are the serial run's; validation figures differ at the noise level, as between any two runs (each
+    export draws the random weights afresh; a Ray task has one CPU, OMP_NUM_THREADS=1); the bench step's LiteRT/ORT
+    ratio is taken while other models run, so quote a serial run's ratios."""
+    from edgekit.pipeline.ray_sweep import ray_session
+    with ray_session(address, what="the coverage suite's models") as ray:
+        task = ray.remote(_model_task())
+        script = str(Path(__file__).resolve())
+        pending = [task.remote(script, name, timeout, tuple(steps)) for name in names]
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                on_record(ray.get(done[0]))
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref)  # a KeyboardInterrupt in the task: run_step kills its step's process group
+            raise
+
+
+def _model_task():
+    """The Ray task, made here so cloudpickle sends it by value (a nested function): this file is not an importable
+    module in the worker (it runs as __main__, or under the tests' own name), so it is loaded there by path."""
+    def run_model_task(script: str, name: str, timeout: float, steps: tuple) -> dict:
+        import importlib.util
+        import sys
+        import time
+        module = sys.modules.get("edgekit_coverage_suite")
+        if module is None:  # once per worker process
+            spec = importlib.util.spec_from_file_location("edgekit_coverage_suite", script)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        started = time.perf_counter()
+        rec = module.run_model(name, timeout=timeout, steps=steps)
+        rec["seconds"] = time.perf_counter() - started
+        return rec
+    return run_model_task
+
+
+def _summary(rec: dict) -> str:
+    """One line per finished model: each step's status, and the first refusal's reason."""
+    steps = ", ".join(f"{step} {r['status']}" for step, r in rec["steps"].items())
+    why = next((f" — {step}: {r.get('reason', '')[:120]}" for step, r in rec["steps"].items()
+                if r["status"] not in ("ok", "skipped")), "")
+    return f"{rec['model']} ({rec.get('seconds', 0):.0f} s): {steps}{why}"
 
 
 # ---------------------------------------------------------------- results and the table
@@ -352,6 +413,10 @@ def main(argv=None) -> int:
     ap.add_argument("--redo", action="store_true", help="run models already in --out again")
     ap.add_argument("--table", action="store_true", help="only print the table of --out")
     ap.add_argument("--step-timeout", type=float, default=STEP_TIMEOUT, help="seconds per step")
+    ap.add_argument("--steps", help="comma-separated steps to run (default: all); a record then holds only these, "
+                    "so give it its own --out (e.g. export,optimize,float to find float blockers fast)")
+    ap.add_argument("--ray", metavar="auto|ADDRESS", help="run each model as a Ray task: 'auto' (this machine's "
+                    "cluster or a new local instance) or a cluster's address; results are the serial run's")
     ap.add_argument("--list", action="store_true", help="list the models")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -367,7 +432,23 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in coverage_models.MODELS]
     if unknown:
         ap.error(f"unknown model(s) {unknown}; see --list")
-    if not args.table:
+    if args.steps and set(args.steps.split(",")) - set(STEPS):
+        ap.error(f"unknown step(s) {sorted(set(args.steps.split(',')) - set(STEPS))}; steps: {', '.join(STEPS)}")
+    if not args.table and args.ray:
+        done = read_results(args.out)
+        for name in names:
+            if name in done and not args.redo:
+                print(f"{name}: already in {args.out} (--redo to run again)", flush=True)
+        todo = [n for n in names if n not in done or args.redo]
+
+        def write(rec):
+            print(_summary(rec), flush=True)
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(rec, default=str) + "\n")
+        print(f"{len(todo)} model(s) as Ray tasks ({args.ray}) …", flush=True)
+        run_models_on_ray(todo, args.ray, timeout=args.step_timeout, on_record=write,
+                          steps=tuple(args.steps.split(",")) if args.steps else tuple(STEPS))
+    elif not args.table:
         done = read_results(args.out)
         for name in names:
             if name in done and not args.redo:
@@ -375,7 +456,8 @@ def main(argv=None) -> int:
                 continue
             started = time.perf_counter()
             print(f"{name} …", flush=True)
-            rec = run_model(name, timeout=args.step_timeout, log=lambda msg: print(msg, flush=True))
+            rec = run_model(name, timeout=args.step_timeout, log=lambda msg: print(msg, flush=True),
+                            steps=tuple(args.steps.split(",")) if args.steps else tuple(STEPS))
             rec["seconds"] = time.perf_counter() - started
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(rec, default=str) + "\n")

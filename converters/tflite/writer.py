@@ -23,12 +23,26 @@ TENSOR_TYPES = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "i
 
 
 class _AlignedBuilder(flatbuffers.Builder):
-    """Aligns large byte vectors (weight buffers) to 16 bytes, as TFLite's own converter does."""
+    """Aligns large byte vectors (weight buffers) to 16 bytes, as TFLite's own converter does, and copies each weight
+    buffer once, from the array straight into its place.
+
+    The stock builder copies a buffer twice (`tobytes`, then into its byte array) and starts at 1 MB, doubling and
+    copying everything written so far each time it fills: VGG-11's 531 MB took 21 s to pack. `serialize` sizes the
+    builder for every buffer up front, so packing runs at memory-copy speed."""
 
     def StartVector(self, elemSize, numElems, alignment):  # noqa: N802 - flatbuffers' name
         if elemSize == 1 and numElems >= 64:
             alignment = 16
         return super().StartVector(elemSize, numElems, alignment)
+
+    def CreateNumpyVector(self, x):  # noqa: N802 - flatbuffers' name
+        if x.dtype != np.uint8 or x.ndim != 1 or not x.flags.c_contiguous:
+            return super().CreateNumpyVector(x)
+        self.StartVector(1, x.size, 1)
+        self.head = self.head - x.size
+        self.Bytes[self.head:self.head + x.size] = memoryview(x)
+        self.vectorNumElems = x.size
+        return self.EndVector()
 
 
 def schema():
@@ -123,9 +137,17 @@ def set_metadata(model, metadata: dict) -> None:
 
 
 def serialize(model) -> bytes:
-    builder = _AlignedBuilder(1 << 20)
+    builder = _AlignedBuilder(_size_hint(model))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return bytes(memoryview(builder.Bytes)[builder.Head():])  # one copy (Output() slices, bytes() copies again)
+
+
+def _size_hint(model) -> int:
+    """Bytes the packed model will take, generously: every buffer with its alignment, plus room for the tables (a
+    short guess only costs one doubling of the builder)."""
+    data = sum(len(b.data) + 16 for b in model.buffers if b.data is not None)
+    tables = sum(len(s.tensors or []) + len(s.operators or []) for s in model.subgraphs)
+    return min(data + (1 << 20) + 1024 * tables, flatbuffers.Builder.MAX_BUFFER_SIZE)
 
 
 def _tensor(fb, t, buffers, name: str):
@@ -138,7 +160,7 @@ def _tensor(fb, t, buffers, name: str):
     tensor.buffer = 0
     if t.data is not None:
         buf = fb.BufferT()
-        buf.data = np.frombuffer(np.ascontiguousarray(t.data, dtype=t.dtype).tobytes(), dtype=np.uint8)
+        buf.data = np.ascontiguousarray(t.data, dtype=t.dtype).reshape(-1).view(np.uint8)  # a view, not a copy
         buffers.append(buf)
         tensor.buffer = len(buffers) - 1
     if t.quant:
