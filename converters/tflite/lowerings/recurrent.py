@@ -182,7 +182,13 @@ def _lengths(cell: _Cell, sequence_lens) -> str | None:
         return cell.b.const(lens.astype(np.int32), np.int32, "sequence_lens")
     if np.dtype(sequence_lens.dtype) != np.int32:
         raise Unsupported(f"sequence_lens of dtype {np.dtype(sequence_lens.dtype).name} (ONNX specifies int32)")
-    return cell.b.t(sequence_lens)
+    # clamped into 0..steps: REVERSE_SEQUENCE would read past the sequence for a longer one (ONNX Runtime refuses it)
+    at_most = cell.b.temp([cell.batch], np.int32, "sequence_lens_at_most_steps")
+    cell.b.emit("MINIMUM", [cell.b.t(sequence_lens), cell.b.const(np.int32([cell.steps]), np.int32, "steps")],
+                [at_most])
+    clamped = cell.b.temp([cell.batch], np.int32, "sequence_lens_clamped")
+    cell.b.emit("MAXIMUM", [at_most, cell.b.const(np.int32([0]), np.int32, "zero_steps")], [clamped])
+    return clamped
 
 
 def _unrolled(cell: _Cell, step, d: int, proj: str, states: list, lengths):

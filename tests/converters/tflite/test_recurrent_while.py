@@ -65,6 +65,19 @@ def test_per_example_sequence_lens_as_an_input(op, direction):
     assert "WHILE" in compiled.op_histogram  # short, but only the loop masks rows
 
 
+def test_run_time_sequence_lens_beyond_the_sequence_are_clamped():
+    """A length over the sequence (ONNX Runtime refuses it) runs as the full sequence, never reads past it."""
+    from edgekit.runtimes import load
+    text = Row("GRU", 14, "y, yh = GRU <hidden_size=4, direction=\"bidirectional\"> (x, w, r, bb, lens)",
+               f"float[5,2,{I}] x, int32[2] lens", None, weights("GRU", 2), outputs=typed("GRU")).text()
+    x = f32(5, 2, I)
+    with load(compile_onnx(as_model(text)).to_bytes(), runtime="litert") as lite:
+        full = lite.run({"x": x, "lens": np.asarray([5, 5], np.int32)})
+        over = lite.run({"x": x, "lens": np.asarray([500, 5], np.int32)})
+    for name in full:
+        np.testing.assert_array_equal(over[name], full[name], err_msg=name)
+
+
 def test_constant_sequence_lens_long_sequence():
     text = Row("GRU", 14, "y, yh = GRU <hidden_size=4, direction=\"bidirectional\"> (x, w, r, bb, lens)",
                f"float[{LONG},2,{I}] x", None, {**weights("GRU", 2), "lens": np.asarray([LONG, 1234], np.int32)},
