@@ -140,3 +140,15 @@ def test_threshold_picks_the_form():
         return compile_onnx(as_model(text)).op_histogram
     assert "WHILE" not in ops(UNROLL_MAX_STEPS) and ops(UNROLL_MAX_STEPS)["FULLY_CONNECTED"] == UNROLL_MAX_STEPS + 1
     assert ops(UNROLL_MAX_STEPS + 1)["WHILE"] == -(-(UNROLL_MAX_STEPS + 1) // LOOP_CHUNK_STEPS)
+
+
+# ------------------------------------------------------------------ zoo models (torch-exported) past the threshold
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_zoo_recurrent_models_in_the_loop(zoo_onnx, name):
+    from edgekit.convert import validate_tflite
+    steps = 3 * LOOP_CHUNK_STEPS + 5  # several chunks and a short last one
+    path = zoo_onnx(name, f"1x{steps}x8")
+    compiled = compile_onnx(path)
+    assert "WHILE" in compiled.op_histogram
+    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
+        assert d.within(0.0, 1e-4), f"{name}@{steps}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
