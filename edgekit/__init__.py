@@ -10,6 +10,6 @@ __all__ = ["__version__", "load"]
 
 
 def load(path, **options):
-    """Load a .onnx, .tflite or .ekb model for inference in an app (see edgekit.app)."""
-    from edgekit.app import load as _load
+    """Load a .onnx, .tflite or .ekb model for inference in an app (see edgekit.loading and edgekit.app)."""
+    from edgekit.loading import load as _load
     return _load(path, **options)

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.errors import UnsupportedModelError, UsageError, ValidationError
+from edgekit.tensors import dequantize_int8 as _dequantized, from_layout, quantize_int8 as _quantized, to_layout  # noqa: F401
 
 TARGETS = ("tflite",)
 DEFAULT_ATOL = 1e-5
@@ -309,24 +310,6 @@ def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_lay
                         for i in lite.inputs})
         return [diff(name, expected[name], from_layout(_dequantized(got[name], io_quant.get(name)), layouts.get(name)))
                 for name in expected]
-
-
-def _quantized(array: np.ndarray, q: dict | None) -> np.ndarray:
-    if not q:
-        return array
-    return np.clip(np.round(array / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
-
-
-def _dequantized(array: np.ndarray, q: dict | None) -> np.ndarray:
-    return array if not q else ((array.astype(np.float32) - q["zero_point"]) * q["scale"]).astype(np.float32)
-
-
-def to_layout(array: np.ndarray, layout: str | None) -> np.ndarray:
-    return np.ascontiguousarray(array.transpose(0, 2, 3, 1)) if layout == "NHWC" else array
-
-
-def from_layout(array: np.ndarray, layout: str | None) -> np.ndarray:
-    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if layout == "NHWC" else array
 
 
 def _metadata(in_path, compiled, result: ConvertResult) -> dict:

@@ -42,7 +42,7 @@ def measure(onnx_bytes: bytes, compiled, seeds=(0,)) -> list[OpError]:
     from onnx import numpy_helper
 
     from edgekit import runtimes
-    from edgekit.convert import _quantized, to_layout
+    from edgekit.tensors import quantize_int8 as _quantized, to_layout
     from edgekit.converters.tflite.writer import tensor_names
     from edgekit.inputs import random_array
 

@@ -165,7 +165,7 @@ class _Run:
         from edgekit.quantize import quantize
         c = self.config
         calib = c.path(c.calibration) or "random"
-        common = dict(mode=mode, calib=calib, preprocess=c.path(c.preprocess), eval_data=c.path(c.eval),
+        common = dict(mode=mode, calib=calib, preprocess=c.preprocess_spec(), eval_data=c.path(c.eval),
                       allow_slower=True, threads=max(c.threads), speed=c.speed, force=True)
         try:
             return quantize(source, artifact, max_drop=c.max_drop if mode == "static" else None, **common).as_dict()

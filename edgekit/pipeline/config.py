@@ -27,7 +27,7 @@ class PipelineConfig:
     weights: str | None = None
     input_shapes: list[str] = field(default_factory=list)
     calibration: str = "random"          # .npz / .npy directory / image directory, or "random"
-    preprocess: str | None = None        # preprocessing spec for image directories
+    preprocess: str | dict | None = None  # image folders: edgekit.processing's spec (KEY=VALUE;... text, a table, or a file)
     eval: str | None = None              # .npz keyed by input name, optional `labels`
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     speed: str = "search"                # the quantizer's speed step: search | check | off (off: builds are reproducible)
@@ -48,6 +48,13 @@ class PipelineConfig:
             return value
         p = Path(value)
         return str(p if p.is_absolute() else Path(self.base_dir) / p)
+
+    def preprocess_spec(self) -> str | dict | None:
+        """[data] preprocess as edgekit.processing reads it: a table or `KEY=VALUE;...` text as written, a .toml/.json
+        file relative to this config (a path was all the old check accepted, though the value was read as settings)."""
+        if isinstance(self.preprocess, str) and "=" not in self.preprocess:
+            return self.path(self.preprocess)
+        return self.preprocess
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -114,7 +121,7 @@ def _from_toml(raw: dict, source: str, base_dir: str | Path = ".") -> PipelineCo
 
 
 _TYPES = {"spec": str, "weights": (str, type(None)), "input_shapes": list, "calibration": str,
-          "preprocess": (str, type(None)), "eval": (str, type(None)), "variants": list, "threads": list,
+          "preprocess": (str, dict, type(None)), "eval": (str, type(None)), "variants": list, "threads": list,
           "providers": list, "runs": (int, type(None)), "min_time": (int, float), "max_drop": (int, float),
           "latency_budget_ms": (int, float, type(None)), "fail_below": (int, float, type(None)), "eval_samples": int,
           "devices": list, "speed": str, "ray": (str, type(None))}
@@ -142,8 +149,14 @@ def _check(config: PipelineConfig) -> None:
         raise UsageError(f"max_drop must be a fraction between 0 and 1 (e.g. 0.01 for one point), got {config.max_drop}.")
     if any(not isinstance(t, int) or t < 1 for t in config.threads):
         raise UsageError(f"threads must be positive integers, got {config.threads}.")
-    for name in ("calibration", "eval", "weights", "preprocess"):
+    for name in ("calibration", "eval", "weights"):
         value = config.path(getattr(config, name))
         if value and value != "random" and not Path(value).exists():
             raise UsageError(f"The {name} path '{value}' does not exist.",
                              hint="Paths in a config file are relative to the config file.")
+    if config.preprocess is not None:  # its keys now; its values against the model's input when calibrating
+        from edgekit.processing import Preprocess, parse_spec
+        unknown = sorted(set(parse_spec(config.preprocess_spec())) - set(Preprocess.KEYS) - set(Preprocess.LEGACY_KEYS))
+        if unknown:
+            raise UsageError(f"[data] preprocess has unknown option(s) {unknown}.",
+                             hint=f"Known options: {', '.join(Preprocess.KEYS)} (see edgekit.processing).")
