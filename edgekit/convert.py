@@ -323,9 +323,21 @@ def _metadata(in_path, compiled, result: ConvertResult) -> dict:
         "edgekit.source": Path(in_path).name,
         "edgekit.input_shapes": json.dumps(compiled.input_shapes),
         "edgekit.io_layouts": json.dumps(compiled.io_layouts),
+        **_dim_labels_metadata(in_path, compiled.input_shapes),
         "edgekit.validation": json.dumps(validation, default=float),
         "edgekit.quantization": json.dumps(dict(result.quantization, mode=result.mode), default=float),
     }
+
+
+def _dim_labels_metadata(in_path, input_shapes: dict) -> dict:
+    """'edgekit.dim_labels': {input: {ONNX position: name}} of the dims left dynamic, so runtimes size a .tflite by
+    the ONNX model's names (--dim tokens=32); absent when no dynamic dim has a name."""
+    labels, _ = _dim_labels(in_path)
+    named: dict = {}
+    for (name, pos), label in labels.items():
+        if pos < len(input_shapes.get(name, [])) and input_shapes[name][pos] == -1:
+            named.setdefault(name, {})[str(pos)] = label
+    return {"edgekit.dim_labels": json.dumps(named)} if named else {}
 
 
 def _carried_metadata(in_path) -> dict:

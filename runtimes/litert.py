@@ -78,10 +78,10 @@ class LiteRtSession(Session):
             raise InvalidModelError(f"LiteRT could not load '{label}': {str(exc).strip().splitlines()[0][:400]}",
                                     hint="Check the file with `edgekit inspect`; re-convert it if it is damaged.") from exc
         meta = _metadata(kwargs.get("model_content") or label)
-        layouts = _layouts(meta)
+        layouts, labels = _layouts(meta), _json_dict(meta.get("edgekit.dim_labels"))
         self = cls(path=label, runtime="litert", provider="cpu",
-                   inputs=[_info(d, layouts) for d in interp.get_input_details()],
-                   outputs=[_info(d, layouts) for d in interp.get_output_details()],
+                   inputs=[_info(d, layouts, labels) for d in interp.get_input_details()],
+                   outputs=[_info(d, layouts, labels) for d in interp.get_output_details()],
                    threads=threads, metadata=meta)
         self._interp = interp
         self._in_idx = [d["index"] for d in interp.get_input_details()]
@@ -137,7 +137,10 @@ def _package_label(interpreter_cls) -> str:
 
 
 def _layouts(meta: dict) -> dict:
-    raw = meta.get("edgekit.io_layouts")
+    return _json_dict(meta.get("edgekit.io_layouts"))
+
+
+def _json_dict(raw) -> dict:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -151,9 +154,14 @@ def _read_bytes(path: str) -> bytes:
         return fh.read()
 
 
-def _info(detail: dict, layouts: dict) -> TensorInfo:
+def _info(detail: dict, layouts: dict, labels: dict | None = None) -> TensorInfo:
+    """A tensor's description; a run-time dim carries its ONNX name (edgekit.dim_labels, by ONNX position) where the
+    compiler recorded one, so `--dim tokens=32` sizes a .tflite as it sizes the .onnx (else None)."""
     sig = detail.get("shape_signature")
-    shape = tuple(int(d) if d >= 0 else None for d in (sig if sig is not None and len(sig) else detail["shape"]))
+    dims = sig if sig is not None and len(sig) else detail["shape"]
+    named = (labels or {}).get(detail["name"]) or {}
+    order = (0, 2, 3, 1) if layouts.get(detail["name"]) == "NHWC" and len(dims) == 4 else range(len(dims))
+    shape = tuple(int(d) if d >= 0 else (named.get(str(pos)) or None) for d, pos in zip(dims, order))
     q = detail.get("quantization_parameters") or {}
     quant = None
     if len(q.get("scales", [])):

@@ -31,7 +31,7 @@ class Compiled:
     model: object  # the schema's ModelT, kept so metadata can be replaced without recompiling
     graph: TflGraph
     io_layouts: dict
-    input_shapes: dict  # input name -> shape as compiled (-1 for a dynamic batch)
+    input_shapes: dict  # input name -> shape as compiled (-1 for a run-time dim: batch, tokens, height, ...)
     seconds: float
     metadata: dict = field(default_factory=dict)
     quantization: dict = field(default_factory=dict)  # mode, notes, float islands, int8 I/O parameters

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from edgekit.converters.tflite.ir import DYNAMIC, Graph, Node, Value
-from edgekit.errors import InvalidModelError, UnsupportedModelError, UsageError
+from edgekit.errors import InvalidModelError, UsageError
 
 
 def load_onnx(model_or_path):
@@ -28,7 +28,7 @@ def import_model(model, input_shapes=None) -> Graph:
         raise InvalidModelError(f"The ONNX model is malformed: {str(exc).strip().splitlines()[0][:300]}",
                                 hint="Re-export it (edgekit export) or repair it; onnx.checker.check_model shows the "
                                      "problem.") from exc
-    model = _with_input_shapes(model, input_shapes)
+    model, dynamic_dims = _with_input_shapes(model, input_shapes)
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
@@ -53,7 +53,7 @@ def import_model(model, input_shapes=None) -> Graph:
                 values[out] = Value(out, np.dtype(np.float32), None)  # shape inference knew nothing
     inits = {i.name for i in g.initializer}
     return Graph(values, nodes, [i.name for i in g.input if i.name not in inits], [o.name for o in g.output],
-                 opset, g.name or "main")
+                 opset, g.name or "main", dynamic_dims=dynamic_dims)
 
 
 def _topologically_sorted(model):
@@ -73,13 +73,15 @@ def _topologically_sorted(model):
 
 
 def _with_input_shapes(model, input_shapes):
-    """A copy of `model` whose graph inputs have the given dims; unknown non-batch dims are an error."""
+    """A copy of `model` whose graph inputs have the given dims, and {input: {dim: label}} of the non-batch dims left
+    dynamic: they stay -1 through the compiler where every op on their path can take a run-time size (check.py
+    refuses the others, naming the op and the dim)."""
     import onnx
     model = onnx.ModelProto.FromString(model.SerializeToString()) if input_shapes else model
     inits = {i.name for i in model.graph.initializer}
     graph_inputs = [i for i in model.graph.input if i.name not in inits]
     given = _shapes_by_name(input_shapes, [i.name for i in graph_inputs])
-    problems = []
+    dynamic = {}
     for inp in graph_inputs:
         dims = inp.type.tensor_type.shape.dim
         if inp.name in given:
@@ -96,15 +98,19 @@ def _with_input_shapes(model, input_shapes):
                 d.dim_value = size
         for pos, d in enumerate(dims):
             if not d.HasField("dim_value") and pos > 0:
-                problems.append(f"'{inp.name}' dim {pos} ({d.dim_param or '?'})")
-    if problems:
-        forcing = _ops_needing_static_shapes(model.graph)
-        raise UnsupportedModelError(
-            "The TFLite compiler needs static shapes except for the batch; these input dims are dynamic: "
-            + ", ".join(problems) + "."
-            + (" Ops that need them static: " + "; ".join(forcing) + "." if forcing else ""),
-            hint="Fix them with --input-shape NAME=DIMS, e.g. --input-shape x=1x16x8.")
-    return model
+                dynamic.setdefault(inp.name, {})[pos] = d.dim_param or "?"
+    return model, dynamic
+
+
+def dynamic_dims_text(dynamic_dims: dict) -> str:
+    """"'x' dim 1 (seq), ..." for the messages that ask for --input-shape."""
+    return ", ".join(f"'{name}' dim {pos} ({label})" for name, dims in dynamic_dims.items()
+                     for pos, label in dims.items())
+
+
+def static_because(op_type: str) -> str | None:
+    """Why an op needs static sizes (for refusals of a dynamic dim), or None when it is not a known case."""
+    return _STATIC_BECAUSE.get(op_type)
 
 
 #: why an op needs its input sizes at compile time (the rest of the compiler lowers shapes as constants too)
@@ -115,23 +121,6 @@ _STATIC_BECAUSE = {
     "Tile": "its repeats are computed at run time", "Range": "its length is computed at run time",
     "ConstantOfShape": "its shape is computed at run time", "Slice": "its bounds are computed at run time",
 }
-
-
-def _ops_needing_static_shapes(graph, limit: int = 6) -> list[str]:
-    """The first nodes (name, op type, why) whose TFLite lowering needs sizes the dynamic dims leave open."""
-    constant = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    found = []
-    for node in graph.node:
-        why = _STATIC_BECAUSE.get(node.op_type)
-        if why is None:
-            continue
-        shape_inputs = node.input[1:] if node.op_type not in ("LSTM", "GRU", "RNN", "Scan", "Range") else node.input
-        if node.op_type in ("LSTM", "GRU", "RNN", "Scan") or any(i and i not in constant for i in shape_inputs):
-            found.append(f"{node.name or node.output[0]} ({node.op_type}: {why})")
-        if len(found) == limit:
-            found.append("…")
-            break
-    return found
 
 
 def _shapes_by_name(input_shapes, names) -> dict:

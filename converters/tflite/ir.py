@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 NHWC = (0, 2, 3, 1)  # logical NCHW -> physical NHWC
-DYNAMIC = -1  # a dimension only known at run time (the batch, when kept dynamic)
+DYNAMIC = -1  # a dimension only known at run time (the batch, a token count, an image size; see check.DYNAMIC_OK)
 
 
 def normalize_perm(perm) -> tuple | None:
@@ -74,6 +74,7 @@ class Graph:
     name: str = "main"
     io_layouts: dict = field(default_factory=dict)  # graph input/output name -> "NHWC" where not ONNX layout
     quantization: dict = field(default_factory=dict)  # mode, notes, float islands, int8 I/O parameters
+    dynamic_dims: dict = field(default_factory=dict)  # graph input -> {dim: label} of its run-time non-batch dims
 
     def value(self, name: str) -> Value | None:
         return self.values.get(name) if name else None

@@ -35,6 +35,14 @@ def onnx_pads(in_hw, kernel, strides, dilations, pads, auto_pad, out_hw) -> tupl
     begins, ends = [], []
     for i, (n, k, s, d, o) in enumerate(zip(in_hw, kernel, strides, dilations, out_hw)):
         eff_k = (k - 1) * d + 1
+        if n == DYNAMIC:  # a run-time size: the pads as written (explicit PAD + VALID reproduces ONNX at every size)
+            if auto_pad not in ("NOTSET", "VALID"):
+                raise Unsupported(f"auto_pad={auto_pad} on a run-time size (its pads depend on the size)",
+                                  hint="Export with explicit pads, or fix the input shapes with --input-shape.")
+            explicit = pads and auto_pad == "NOTSET"
+            begins.append(int(pads[i]) if explicit else 0)
+            ends.append(int(pads[i + len(in_hw)]) if explicit else 0)
+            continue
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             total = max((math.ceil(n / s) - 1) * s + eff_k - n, 0)
             begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
@@ -48,7 +56,10 @@ def onnx_pads(in_hw, kernel, strides, dilations, pads, auto_pad, out_hw) -> tupl
 
 
 def tflite_padding(in_hw, kernel, strides, dilations, begins, ends, out_hw):
-    """SAME or VALID if TFLite's rule reproduces the ONNX pads exactly, else None (pad explicitly)."""
+    """SAME or VALID if TFLite's rule reproduces the ONNX pads exactly, else None (pad explicitly). On a run-time
+    size only size-independent rules apply: VALID without pads, SAME at stride 1 with TFLite's split of k - 1."""
+    if DYNAMIC in in_hw:
+        return _padding_at_any_size(in_hw, kernel, strides, dilations, begins, ends, out_hw)
     if all(b == 0 and e == 0 for b, e in zip(begins, ends)):
         if all(o == (n - ((k - 1) * d + 1)) // s + 1 for n, k, s, d, o in zip(in_hw, kernel, strides, dilations, out_hw)):
             return VALID
@@ -57,6 +68,18 @@ def tflite_padding(in_hw, kernel, strides, dilations, begins, ends, out_hw):
         total = max((o - 1) * s + (k - 1) * d + 1 - n, 0)
         same &= o == math.ceil(n / s) and b == total // 2
     return SAME if same else None
+
+
+def _padding_at_any_size(in_hw, kernel, strides, dilations, begins, ends, out_hw):
+    static = [i for i, n in enumerate(in_hw) if n != DYNAMIC]
+    if all(b == 0 and e == 0 for b, e in zip(begins, ends)) and all(
+            out_hw[i] == (in_hw[i] - ((kernel[i] - 1) * dilations[i] + 1)) // strides[i] + 1 for i in static):
+        return VALID
+    for i, (k, s, d, b, e) in enumerate(zip(kernel, strides, dilations, begins, ends)):
+        total = (k - 1) * d
+        if s != 1 or b != total // 2 or e != total - b:
+            return None
+    return SAME
 
 
 def spatial(value: Value) -> list:
@@ -70,7 +93,7 @@ def phys(shape) -> list:
 
 def padded_nhwc(x: Value, begins, ends) -> list:
     n, h, w, c = x.phys_shape
-    return [n, h + begins[0] + ends[0], w + begins[1] + ends[1], c]
+    return [n, h if h == DYNAMIC else h + begins[0] + ends[0], w if w == DYNAMIC else w + begins[1] + ends[1], c]
 
 
 def nhwc_paddings(begins, ends) -> np.ndarray:

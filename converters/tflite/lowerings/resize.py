@@ -19,7 +19,7 @@ from edgekit.converters.tflite.lowerings._common import const_of
 from edgekit.converters.tflite.registry import Unsupported, lowering
 from edgekit.converters.tflite.tfl import dims_for_reshape, physical
 
-RESIZE_EMITS = ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "GATHER", "BATCH_MATMUL", "RESHAPE", "ADD")
+RESIZE_EMITS = ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "GATHER", "BATCH_MATMUL", "RESHAPE", "ADD", "SHAPE", "MUL")
 RESIZE_DTYPES = ("float32", "int8")
 TFLITE_OPTIONS = ((False, False), (False, True), (True, False))  # (alignCorners, halfPixelCenters)
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
@@ -171,9 +171,11 @@ def _resize(b, x, scales, sizes, mode, coord_mode="half_pixel", nearest_mode="ro
         raise Unsupported(f"nearest_mode={nearest_mode!r} is not an ONNX value")
     if coord_mode not in COORD_MODES:
         raise Unsupported(f"coordinate_transformation_mode={coord_mode!r} is not an ONNX value")
-    if x.shape is None or any(d == DYNAMIC for d in x.shape[1:]):
-        raise Unsupported("resizing an input with run-time dimensions; the interpolation is fixed at compile time",
-                          hint="Fix the input shape with --input-shape.")
+    if x.shape is None:
+        raise Unsupported("resizing an input of unknown shape", hint="Fix the input shape with --input-shape.")
+    if any(d == DYNAMIC for d in x.shape[1:]):  # the matrices below need the sizes: only TFLite's exact kernel case
+        from edgekit.converters.tflite.lowerings.dynamic_resize import resize_at_run_time
+        return resize_at_run_time(b, x, scales, sizes, mode, coord_mode, nearest_mode, axes, legacy)
     shape = [int(d) for d in x.shape]
     factors, out = _plan(shape, scales, sizes, axes, policy)
     if list(y.shape) != out:

@@ -1,54 +1,172 @@
-"""Shape and data-movement ops: Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice,
-Gather, Pad, and the no-ops Identity and Dropout."""
+"""Shape and data-movement ops: Shape, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice,
+Gather, Pad, and the no-ops Identity and Dropout.
+
+Run-time sizes (a dynamic token count, image height or width, batch): sizes the folding pass could not make constant
+are computed in the model — SHAPE, GATHER of its entries, the arithmetic ONNX wrote on them, then RESHAPE with that
+shape tensor or STRIDED_SLICE with those bounds — so one model runs at every size LiteRT resizes it to. A target
+with at most one run-time dim stays a constant with -1 there.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from edgekit.converters.tflite.ir import normalize_perm
+from edgekit.converters.tflite.ir import DYNAMIC, normalize_perm
 from edgekit.converters.tflite.lowerings._common import const_of, norm_axes
 from edgekit.converters.tflite.registry import Unsupported, lowering
 from edgekit.converters.tflite.tfl import dims_for_reshape, physical
 
 
-def _reshape_to_output(b, x):
-    """RESHAPE to the output's inferred shape. A shape or axes input computed at run time is then never read: the
-    checks already refused outputs whose non-batch dims are not static, so the target is known."""
+def _reshape_to_output(b, x, kept=None):
+    """RESHAPE to the output's inferred shape, run-time dims as -1. With two or more run-time dims the target is
+    computed in the model: `kept` lists, per output dim, the input dim it keeps (None for a constant size)."""
     y = b.outputs[0]
-    b.emit("RESHAPE", [b.t(x), b.ints(dims_for_reshape(y.shape))], [b.out(y)])
+    if list(y.shape).count(DYNAMIC) <= 1:
+        return b.emit("RESHAPE", [b.t(x), b.ints(dims_for_reshape(y.shape))], [b.out(y)])
+    if kept is None:
+        raise Unsupported(f"its output {list(y.shape)} has several run-time dims whose sizes the model does not "
+                          f"give as a shape tensor", hint="Fix the input shapes with --input-shape NAME=DIMS.")
+    b.emit("RESHAPE", [b.t(x), _gathered_shape(b, x, y.shape, kept)], [b.out(y)])
+
+
+def _gathered_shape(b, x, dims, kept) -> str:
+    """An int32 shape tensor: output dim i is x's run-time dim kept[i], or the constant dims[i]."""
+    consts = [int(d) for d, k in zip(dims, kept) if k is None]
+    full = b.temp([x.rank], np.int32, "shape")
+    b.emit("SHAPE", [b.t(x)], [full], outType=_int32_type())
+    table = full
+    if consts:
+        table = b.temp([x.rank + len(consts)], np.int32, "shape_table")
+        b.emit("CONCATENATION", [full, b.ints(consts, "sizes")], [table], axis=0)
+    index, c = [], iter(range(x.rank, x.rank + len(consts)))
+    for k in kept:
+        index.append(next(c) if k is None else physical(k, x))
+    target = b.temp([len(kept)], np.int32, "target")
+    b.emit("GATHER", [table, b.ints(index, "dims")], [target], axis=0)
+    return target
+
+
+def _int32_type():
+    from edgekit.converters.tflite.writer import schema
+    return schema().TensorType.INT32
+
+
+def _as_int32(b, value) -> str:
+    """A run-time integer vector as int32 (what RESHAPE and STRIDED_SLICE read)."""
+    if value.dtype == np.int32:
+        return b.t(value)
+    from edgekit.converters.tflite.writer import TENSOR_TYPES, schema
+    out = b.temp(value.shape, np.int32, f"{value.name}_int32")
+    types = schema().TensorType
+    b.emit("CAST", [b.t(value)], [out], inDataType=getattr(types, TENSOR_TYPES[value.dtype.name]),
+           outDataType=types.INT32)
+    return out
 
 
 #: data movement works on int8 as on float (the requantize pass keeps input and output parameters equal)
 MOVES = ("float32", "int8", "int32", "int64", "bool")
+RESHAPE_EMITS = ("RESHAPE", "SHAPE", "CONCATENATION", "GATHER")
 
 
-@lowering("Flatten", emits=("RESHAPE",), dtypes=MOVES)
+@lowering("Shape", since=1, emits=("SHAPE", "GATHER"), layout="any", dtypes=MOVES)
+def shape_1(b, x):
+    _shape(b, x, 0, None)
+
+
+@lowering("Shape", since=15, emits=("SHAPE", "GATHER"), layout="any", dtypes=MOVES)
+def shape_15(b, x, *, start=0, end=None):
+    _shape(b, x, start, end)
+
+
+def _shape(b, x, start, end):
+    """SHAPE of the tensor as laid out, then GATHER of the logical dims start..end (the folding pass made the
+    shape constant already when those dims are all static)."""
+    y = b.outputs[0]
+    axes = list(range(x.rank))[start:end]
+    index = [physical(a, x) for a in axes]
+    from edgekit.converters.tflite.writer import schema
+    out_type = _int32_type() if y.dtype == np.int32 else schema().TensorType.INT64
+    if index == list(range(x.rank)):
+        return b.emit("SHAPE", [b.t(x)], [b.out(y)], outType=out_type)
+    full = b.temp([x.rank], y.dtype, "shape")
+    b.emit("SHAPE", [b.t(x)], [full], outType=out_type)
+    b.emit("GATHER", [full, b.ints(index, "dims")], [b.out(y)], axis=0)
+
+
+@lowering("ConstantOfShape", since=9, emits=("FILL", "CAST"), dtypes=("int32", "int64", "float32", "bool"))
+def constant_of_shape(b, shape, *, value=None):
+    """A shape computed at run time (the folding pass made constant shapes constant): FILL, in the output's dtype
+    (int64 results compute as int32, like every run-time int64)."""
+    y = b.outputs[0]
+    fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)[:1]
+    b.emit("FILL", [_as_int32(b, shape), _scalar(b, fill, y.dtype, "value")], [b.out(y)])
+
+
+def _scalar(b, value, dtype, hint: str) -> str:
+    """A rank-0 constant (FILL's value, RANGE's bounds); b.const keeps arrays at least 1-D."""
+    name = b.const(np.asarray(value, dtype).reshape(1), hint=hint)
+    b.g.tensors[name].shape = []
+    b.g.tensors[name].data = b.g.tensors[name].data.reshape(())
+    return name
+
+
+@lowering("Range", since=11, emits=("RANGE",), dtypes=("int32", "int64", "float32"))
+def range_11(b, start, limit, delta):
+    """A length computed at run time (position ids 0..T-1): RANGE, whose size is ceil((limit - start) / delta)
+    as ONNX's; constant operands join as buffers in the output's dtype."""
+    y = b.outputs[0]
+    operands = [_scalar(b, v.const, y.dtype, "bound") if v.is_const else b.t(v) for v in (start, limit, delta)]
+    b.emit("RANGE", operands, [b.out(y)])
+
+
+@lowering("Flatten", emits=RESHAPE_EMITS, dtypes=MOVES)
 def flatten(b, x, *, axis=1):
     _reshape_to_output(b, x)
 
 
-@lowering("Reshape", since=5, emits=("RESHAPE",), dtypes=MOVES)
+@lowering("Reshape", since=5, emits=RESHAPE_EMITS + ("CAST",), dtypes=MOVES)
 def reshape(b, x, shape, *, allowzero=0):
-    _reshape_to_output(b, x)
+    """A target with several run-time dims is the model's own shape tensor: computed values are real sizes (a 0
+    meaning "copy" would make LiteRT's element count check fail loudly, never reshape wrongly)."""
+    y = b.outputs[0]
+    if list(y.shape).count(DYNAMIC) <= 1 or shape.is_const:
+        return _reshape_to_output(b, x)
+    b.emit("RESHAPE", [b.t(x), _as_int32(b, shape)], [b.out(y)])
 
 
-@lowering("Squeeze", since=1, emits=("RESHAPE",), dtypes=MOVES)
+def _squeezed(x, y, axes):
+    """Which input dim each output dim keeps when only size-1 dims are removed (Squeeze); None when which dims go
+    depends on run-time sizes (no axes given)."""
+    if axes is None and DYNAMIC in x.shape:
+        return None
+    axes = sorted(int(a) % x.rank for a in axes) if axes is not None else [i for i, d in enumerate(x.shape) if d == 1]
+    return [i for i in range(x.rank) if i not in axes]
+
+
+def _unsqueezed(x, y, axes):
+    """Which input dim each output dim keeps (None: an inserted 1) for Unsqueeze."""
+    axes = sorted(int(a) % y.rank for a in axes)
+    src = iter(range(x.rank))
+    return [None if i in axes else next(src) for i in range(y.rank)]
+
+
+@lowering("Squeeze", since=1, emits=RESHAPE_EMITS, dtypes=MOVES)
 def squeeze_1(b, x, *, axes=None):
-    _reshape_to_output(b, x)
+    _reshape_to_output(b, x, _squeezed(x, b.outputs[0], axes))
 
 
-@lowering("Squeeze", since=13, emits=("RESHAPE",), dtypes=MOVES)
+@lowering("Squeeze", since=13, emits=RESHAPE_EMITS, dtypes=MOVES)
 def squeeze_13(b, x, axes=None):
-    _reshape_to_output(b, x)
+    _reshape_to_output(b, x, _squeezed(x, b.outputs[0], const_of(axes, "axes")))
 
 
-@lowering("Unsqueeze", since=1, emits=("RESHAPE",), dtypes=MOVES)
+@lowering("Unsqueeze", since=1, emits=RESHAPE_EMITS, dtypes=MOVES)
 def unsqueeze_1(b, x, *, axes=None):
-    _reshape_to_output(b, x)
+    _reshape_to_output(b, x, _unsqueezed(x, b.outputs[0], axes))
 
 
-@lowering("Unsqueeze", since=13, emits=("RESHAPE",), dtypes=MOVES)
+@lowering("Unsqueeze", since=13, emits=RESHAPE_EMITS, dtypes=MOVES)
 def unsqueeze_13(b, x, axes):
-    _reshape_to_output(b, x)
+    _reshape_to_output(b, x, _unsqueezed(x, b.outputs[0], const_of(axes, "axes")))
 
 
 def transposed_perm(node, perm, graph):
@@ -132,15 +250,15 @@ def _split_sizes(split):
 def _slice(b, x, starts, ends, axes, steps):
     y = b.outputs[0]
     shape = x.phys_shape
-    begin, end, stride = [0] * x.rank, list(shape), [1] * x.rank
-    end_mask = 0
     axes = list(range(len(starts))) if axes is None else [int(a) % x.rank for a in axes]
+    if any(int(x.shape[a]) < 0 for a in axes):
+        return _slice_at_run_time(b, x, starts, ends, axes, steps)
+    begin, end, stride = [0] * x.rank, list(shape), [1] * x.rank
+    end_mask = sum(1 << p for p, d in enumerate(shape) if d < 0)  # an unsliced run-time dim is kept whole
     steps = [1] * len(axes) if steps is None else list(steps)
     for a, s, e, st in zip(axes, starts, ends, steps):
         p = physical(a, x)
         dim = int(x.shape[a])
-        if dim < 0:
-            raise Unsupported("slicing the dynamic batch dimension")
         lo, hi, step = slice(int(s), int(e), int(st)).indices(dim)
         if len(range(lo, hi, step)) == 0:
             raise Unsupported(f"the slice of axis {a} is empty (starts={int(s)}, ends={int(e)}, steps={int(st)} on "
@@ -156,7 +274,53 @@ def _slice(b, x, starts, ends, axes, steps):
                [b.out(y)], endMask=end_mask)
 
 
-SLICE_EMITS = ("SLICE", "STRIDED_SLICE")
+INT32_MAX, INT32_MIN = int(np.iinfo(np.int32).max), int(np.iinfo(np.int32).min)
+
+
+def _slice_at_run_time(b, x, starts, ends, axes, steps):
+    """A slice of a run-time dim, or with bounds computed at run time: STRIDED_SLICE with positive steps, whose
+    begin/end clamp to the run-time size exactly as ONNX's do (negative bounds count from the end, out-of-range
+    ones clamp to 0..size). Unsliced dims and unbounded ends use the begin/end masks."""
+    steps = [1] * len(axes) if steps is None else [int(st) for st in np.asarray(steps).reshape(-1)]
+    if any(st <= 0 for st in steps):
+        raise Unsupported(f"steps={steps} on a run-time size (only positive steps clamp like ONNX in STRIDED_SLICE)",
+                          hint="Fix the input shapes with --input-shape NAME=DIMS.")
+    rank = x.rank
+    stride = [1] * rank
+    begin_mask = end_mask = 0
+    sliced = {physical(a, x): i for i, a in enumerate(axes)}
+    for p in range(rank):
+        if p in sliced:
+            stride[p] = steps[sliced[p]]
+        else:
+            begin_mask |= 1 << p
+            end_mask |= 1 << p
+    bounds = []
+    for which, values, mask_bit in (("begin", starts, "begin"), ("end", ends, "end")):
+        if isinstance(values, np.ndarray) or not hasattr(values, "is_const"):
+            vals = [int(v) for v in np.asarray(values).reshape(-1)]
+            full = [0] * rank
+            for p, i in sliced.items():
+                v = vals[i]
+                if which == "end" and v >= INT32_MAX:
+                    end_mask |= 1 << p
+                elif which == "begin" and v <= INT32_MIN:
+                    begin_mask |= 1 << p
+                else:
+                    full[p] = min(max(v, INT32_MIN), INT32_MAX)
+            bounds.append(b.ints(full, which))
+        else:  # computed at run time: its entries placed at the sliced positions, 0 elsewhere (masked)
+            table = b.temp([len(axes) + 1], np.int32, f"{which}_table")
+            b.emit("CONCATENATION", [_as_int32(b, values), b.ints([0], "zero")], [table], axis=0)
+            full = b.temp([rank], np.int32, which)
+            b.emit("GATHER", [table, b.ints([sliced.get(p, len(axes)) for p in range(rank)], f"{which}_dims")],
+                   [full], axis=0)
+            bounds.append(full)
+    b.emit("STRIDED_SLICE", [b.t(x), bounds[0], bounds[1], b.ints(stride, "strides")], [b.out(b.outputs[0])],
+           beginMask=begin_mask, endMask=end_mask)
+
+
+SLICE_EMITS = ("SLICE", "STRIDED_SLICE", "CONCATENATION", "GATHER", "CAST")
 
 
 @lowering("Slice", since=1, emits=SLICE_EMITS, layout="any", dtypes=MOVES)
@@ -166,17 +330,28 @@ def slice_1(b, x, *, axes=None, ends=None, starts=None):
 
 @lowering("Slice", since=10, emits=SLICE_EMITS, layout="any", dtypes=MOVES)
 def slice_10(b, x, starts, ends, axes=None, steps=None):
-    _slice(b, x, const_of(starts, "starts"), const_of(ends, "ends"), const_of(axes, "axes"), const_of(steps, "steps"))
+    """Constant bounds as arrays; bounds computed at run time (a token count from Shape) stay Values."""
+    axes, steps = const_of(axes, "axes"), const_of(steps, "steps")
+    if starts.is_const and ends.is_const:
+        return _slice(b, x, starts.const, ends.const, axes, steps)
+    if axes is None and (starts.shape is None or DYNAMIC in starts.shape):
+        raise Unsupported("run-time slice bounds of unknown length")
+    axes = list(range(int(starts.shape[0]))) if axes is None else [int(a) % x.rank for a in axes]
+    _slice_at_run_time(b, x, starts.const if starts.is_const else starts, ends.const if ends.is_const else ends,
+                       axes, steps)
 
 
-@lowering("Gather", emits=("GATHER", "RESHAPE", "CAST", "FLOOR_MOD"), dtypes=MOVES)
+@lowering("Gather", emits=("GATHER", "RESHAPE", "CAST", "FLOOR_MOD", "SHAPE", "CONCATENATION"), dtypes=MOVES)
 def gather(b, x, indices, *, axis=0):
     if not indices.is_const:
         return _gather_computed(b, x, indices, axis % x.rank)
     index = const_of(indices, "indices").astype(np.int64)
     dim = int(x.shape[axis % x.rank])
-    if dim < 0:
-        raise Unsupported("gathering along the dynamic batch dimension")
+    if dim < 0 and np.any(index < 0):
+        raise Unsupported("negative indices along a run-time dimension (which row they mean depends on its size)",
+                          hint="Fix the input shapes with --input-shape NAME=DIMS.")
+    if dim < 0:  # a row past the run-time size makes LiteRT's GATHER fail loudly, never read a wrong row
+        dim = int(index.max()) + 1 if index.size else 1
     if np.any((index < -dim) | (index >= dim)):
         raise Unsupported(f"indices out of range for a dimension of size {dim}")
     index = np.where(index < 0, index + dim, index).astype(np.int32)
@@ -185,14 +360,18 @@ def gather(b, x, indices, *, axis=0):
         return b.emit("GATHER", [b.t(x), b.const(index, hint="indices")], [b.out(y)], axis=axis % x.rank)
     gathered = b.like(x, [1 if i == axis % x.rank else d for i, d in enumerate(x.shape)], hint="gathered")
     b.emit("GATHER", [b.t(x), b.const(index.reshape(1), hint="indices")], [gathered], axis=axis % x.rank)
-    b.emit("RESHAPE", [gathered, b.ints(y.shape)], [b.out(y)])
+    if list(y.shape).count(DYNAMIC) <= 1:
+        return b.emit("RESHAPE", [gathered, b.ints(dims_for_reshape(y.shape))], [b.out(y)])
+    kept = [i for i in range(x.rank) if i != axis % x.rank]
+    b.emit("RESHAPE", [gathered, _gathered_shape(b, x, y.shape, kept)], [b.out(y)])
 
 
 def _gather_computed(b, x, indices, axis):
     """Run-time indices (token ids): int32, wrapped like ONNX (-1 is the last row), then GATHER."""
     dim = int(x.shape[axis])
     if dim < 0:
-        raise Unsupported("gathering along the dynamic batch dimension")
+        raise Unsupported("run-time indices along a run-time dimension (ONNX wraps negative ones by its size)",
+                          hint="Fix the input shapes with --input-shape NAME=DIMS.")
     index = b.t(indices)
     if indices.dtype != np.int32:
         from edgekit.converters.tflite.writer import TENSOR_TYPES, schema

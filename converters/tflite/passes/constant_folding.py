@@ -2,6 +2,10 @@
 evaluator; `Shape`/`Size` of a statically shaped value become constants too.
 
     Add(const a, const b) -> const (a + b);  Shape(x: static [1,3,8,8]) -> const [1,3,8,8]
+    Shape<start=2>(x: [B, T, 64]) -> const [64]   (only the dims it reads need be static)
+
+A Shape reading a run-time dim stays: lowerings/shape.py computes it in the model (SHAPE), and the arithmetic on it
+(Gather, Concat, Mul, ...) stays too, since its inputs are not all constant.
 
 A node left in place whose output shape is still unknown is shape-inferred again with its now-constant
 inputs (a Reshape whose target came from Shape/Gather/Concat arithmetic gets a static shape).
@@ -91,12 +95,13 @@ def _constant(attrs: dict) -> np.ndarray:
 
 def _static_shape(node: Node, graph: Graph):
     x = graph.value(node.inputs[0])
-    if x is None or x.shape is None or DYNAMIC in x.shape:
+    if x is None or x.shape is None:
         return None
     if node.op_type == "Size":
-        return [np.asarray(int(np.prod(x.shape)), dtype=np.int64)]
+        return None if DYNAMIC in x.shape else [np.asarray(int(np.prod(x.shape)), dtype=np.int64)]
     start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
-    return [np.asarray(x.shape[start:end], dtype=np.int64)]
+    dims = x.shape[start:end]
+    return None if DYNAMIC in dims else [np.asarray(dims, dtype=np.int64)]
 
 
 def _evaluate(node: Node, inputs, opset: int):

@@ -52,7 +52,8 @@ def test_lowering_problems_are_collected_too():
 
 
 def test_dynamic_non_batch_dim_needs_input_shape():
-    model = as_model(model_text("y = Relu(x)", "float[1,N] x", "float y", opset=13))
+    """Hardmax's lowering needs its width (ONE_HOT depth); Relu would now run at any size (test_dynamic_shapes)."""
+    model = as_model(model_text("y = Hardmax(x)", "float[1,N] x", "float y", opset=13))
     with pytest.raises(UnsupportedModelError, match="--input-shape"):
         compile_onnx(model)
     assert compile_onnx(model, input_shapes={"x": (1, 5)}).input_shapes == {"x": [1, 5]}
