@@ -317,6 +317,11 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
     if nms is not None and (valid or keep_invalid):
         from edgekit.detection import append_nms
         proto = append_nms(proto, **nms)
+    elif spec.startswith("zoo:") and len(proto.graph.output) == 1:
+        from edgekit.zoo import get
+        if get(spec[4:]).task == "detection":  # compare, quantize and the pipeline then judge it by its boxes
+            from edgekit.detection import mark_head
+            mark_head(proto, proto.graph.output[0].name)
     result = ExportResult(None, used, note, _opset_of(proto), [i.__dict__ | {"shape": list(i.shape)} for i in source.inputs],
                           [o.name for o in proto.graph.output], validation, valid, axes)
     if valid or keep_invalid:

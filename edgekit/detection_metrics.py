@@ -159,3 +159,26 @@ def judge(reference: list, candidate: list, labels: list | None = None, iou: flo
         result["map50"] = map50(candidate, labels)
         result["reference_map50"] = map50(reference, labels)
     return result
+
+
+def renamed(spec: dict, names: dict) -> dict:
+    """`spec` with its output names replaced through `names` (the pipeline keys outputs by position)."""
+    if spec["kind"] == "head":
+        return {**spec, "output": names[spec["output"]]}
+    return {**spec, "names": {k: names[v] for k, v in spec["names"].items()}}
+
+
+def variant_accuracy(spec: dict, reference: dict, candidate: dict, labels=None) -> dict:
+    """A variant's accuracy as the pipeline ranks it: mAP@0.5 against labels with boxes ([N, M, 5]), else the F1 of
+    its boxes matched to the float model's (1.0 = the same boxes); `delta` is value - float value."""
+    ref, got = to_detections(reference, spec), to_detections(candidate, spec)
+    labels = box_labels(labels)
+    result = judge(ref, got, labels if labels is not None and len(labels) == len(ref) else None)
+    acc = {"boxes": {k: result[k] for k in ("precision", "recall", "mean_iou", "matched", "reference", "candidate")}}
+    if "map50" in result:
+        acc.update(metric="mAP@0.5", value=result["map50"], float_value=result["reference_map50"])
+    else:
+        p, r = result["precision"], result["recall"]
+        acc.update(metric="matched-box F1", value=2 * p * r / (p + r) if p + r else 0.0, float_value=1.0)
+    acc["delta"] = acc["value"] - acc["float_value"]
+    return acc

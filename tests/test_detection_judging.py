@@ -25,11 +25,14 @@ def padded_labels(labels, width=4):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """The trained detector's head (marked as a detection head), the head with NMS appended, and images + labels."""
+    """The trained detector's weights and head (marked as a detection head), the head with NMS appended, and images
+    with labels [N, 4, 5] for evaluation and calibration."""
     torch.set_num_threads(1)
     images, labels = zoo.shapes_dataset(400, seed=0)
     model = zoo.train(zoo.tiny_detector(), images, labels, steps=250, batch=16)
     root = tmp_path_factory.mktemp("judge")
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(root / "det.safetensors"))
     torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(root / "head.onnx"), input_names=["image"],
                       output_names=["detections"], opset_version=17, dynamo=False)
     head = det.mark_head(onnx.load(str(root / "head.onnx")), "detections")
@@ -101,3 +104,34 @@ def test_detection_spec_reads_metadata_or_output_names():
     spec = dm.detection_spec({det.HEAD_KEY: '{"output": "out", "format": "yolo"}'}, ["out"])
     assert spec == {"kind": "head", "output": "out", "box_format": "xywh"}
     assert dm.box_labels(np.zeros((3, 2))) is None
+
+
+def test_the_pipeline_ranks_detector_variants_by_map(files, tmp_path):
+    from edgekit.pipeline import pipeline
+    (tmp_path / "pipeline.toml").write_text(f"""
+[model]
+spec = "zoo:detector"
+weights = "{files / 'det.safetensors'}"
+
+[data]
+calibration = "{files / 'calib.npz'}"
+eval = "{files / 'eval.npz'}"
+
+[variants]
+include = ["onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8"]
+speed = "off"
+
+[bench]
+threads = [1]
+min_time = 0.1
+
+[gate]
+max_drop = 0.03
+""")
+    report = pipeline(str(tmp_path / "pipeline.toml"), tmp_path / "out")
+    rows = {r["variant"]: r for r in report["rows"]}
+    float_map = rows["onnx-fp32"]["accuracy"]["value"]
+    assert all(r["accuracy"]["metric"] == "mAP@0.5" for r in rows.values())
+    assert float_map > 0.8 and rows["tflite-fp32"]["accuracy"]["value"] == pytest.approx(float_map, abs=1e-6)
+    best = report["best"]
+    assert rows[best]["accuracy"]["value"] >= float_map - 0.03

@@ -203,6 +203,9 @@ class _Run:
         with runtimes.load(reference_path, runtime="onnxruntime", provider="cpu") as ref_sess:
             feeds, labels, described = _evaluation_set(self.config, ref_sess)
             reference = _run_rows(ref_sess, feeds, lambda a, i: a, lambda a, i: a)
+            from edgekit.detection_metrics import detection_spec, renamed
+            boxes = detection_spec(ref_sess.metadata, [o.name for o in ref_sess.outputs])  # a detector: rank by boxes
+            boxes = boxes and renamed(boxes, {o.name: f"out{k}" for k, o in enumerate(ref_sess.outputs)})
         self.eval_description = described
         for v in variants:
             if v.status != "ok":
@@ -212,6 +215,10 @@ class _Run:
                     got = _run_rows(sess, feeds, adapt_input, adapt_output)
             except EdgekitError as exc:
                 v.status, v.reason = "failed", f"could not run on the evaluation set: {exc.message}"
+                continue
+            if boxes:
+                from edgekit.detection_metrics import variant_accuracy
+                v.accuracy = variant_accuracy(boxes, reference, got, labels)
                 continue
             name = next(iter(reference))
             d = diff(name, reference[name], got[name])
