@@ -236,7 +236,8 @@ def run_models_on_ray(names: list[str], address: str, timeout: float = STEP_TIME
 
     The workers load this file by its absolute path, so a cluster of several machines needs the checkout at the same
     path on each (a shared filesystem). A model's steps still run in child processes with their time limits, so a
-    crash stays a record; Ctrl-C cancels the tasks, whose steps' processes are killed (run_step). Outcomes and
+    crash stays a record; Ctrl-C cancels the tasks, whose steps' processes are killed (run_step; a local instance
+    shut down right after can leave a cancelled model's temporary work folder behind). Outcomes and
     reasons are the serial run's; validation figures differ at the noise level, as between any two runs (each
     export draws the random weights afresh; a Ray task has one CPU, OMP_NUM_THREADS=1); the bench step's LiteRT/ORT
     ratio is taken while other models run, so quote a serial run's ratios."""
@@ -252,6 +253,8 @@ def run_models_on_ray(names: list[str], address: str, timeout: float = STEP_TIME
         except BaseException:
             for ref in pending:
                 ray.cancel(ref)  # a KeyboardInterrupt in the task: run_step kills its step's process group
+            if pending:  # before a local instance is shut down, with its workers
+                ray.wait(pending, num_returns=len(pending), timeout=30)
             raise
 
 
@@ -446,8 +449,12 @@ def main(argv=None) -> int:
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(rec, default=str) + "\n")
         print(f"{len(todo)} model(s) as Ray tasks ({args.ray}) …", flush=True)
-        run_models_on_ray(todo, args.ray, timeout=args.step_timeout, on_record=write,
-                          steps=tuple(args.steps.split(",")) if args.steps else tuple(STEPS))
+        try:
+            run_models_on_ray(todo, args.ray, timeout=args.step_timeout, on_record=write,
+                              steps=tuple(args.steps.split(",")) if args.steps else tuple(STEPS))
+        except KeyboardInterrupt:
+            print(f"interrupted: the models that finished are in {args.out}", file=sys.stderr)
+            return 130
     elif not args.table:
         done = read_results(args.out)
         for name in names:
