@@ -59,6 +59,15 @@ def test_compare_reports_box_agreement_and_map_for_detectors(files):
     assert tflite["reference_map50"] > 0.8
     # a stricter score threshold keeps a subset of the boxes: every kept box matches, some reference boxes don't
     assert strict["precision"] == 1.0 and strict["recall"] < 0.95 and strict["map50"] < strict["reference_map50"]
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+    result = CliRunner().invoke(main, ["compare", str(files / "nms.onnx"), str(files / "nms.tflite"),
+                                       "--inputs", str(files / "eval.npz")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "detections nms.tflite: boxes matched to the reference's (IoU >= 0.5, same class) precision 1.000 " \
+           "recall 1.000" in text and f"mAP@0.5 {tflite['map50']:.4f}" in text
 
 
 def test_compare_of_models_that_are_not_detectors_has_no_detection_section(zoo_onnx):
