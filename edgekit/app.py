@@ -5,6 +5,7 @@ preprocessing and postprocessing a bundle declares. Needs numpy and one runtime;
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
@@ -122,16 +123,7 @@ class Model:
         already applied its own iou and conf: `conf` can only raise its threshold and `max_det` cut its list."""
         from edgekit import detection
         detection.check_thresholds(conf, iou, max_det)
-        pre = self._detection_preprocess()
-        if pre.crop or (pre.resize and len(pre.resize) == 1):
-            raise UsageError("detect() maps boxes back through a resize or letterbox; the declared preprocessing crops.",
-                             hint="Declare resize=HxW (letterbox=true to keep the aspect ratio) without crop.")
-        info = next(i for i in self.inputs if i.name == pre.input)
-        img = _rgb_image(image, pre._channels(info))
-        size = pre.resize or pre._model_hw(info) or img.shape[:2]
-        fitted, gain, pad = letterbox(img, size, pre.resize_method) if pre.letterbox else \
-            (resize(img, size, pre.resize_method), (size[0] / img.shape[0], size[1] / img.shape[1]), (0.0, 0.0))
-        result = self._run({pre.input: pre.apply(fitted, info)})
+        img, result, _, gain, pad = self._run_image(image, "detect")
         found = self._detections(result, conf, iou, max_det)
         boxes = found["boxes"].astype(np.float32).reshape(-1, 4)
         boxes = (boxes - np.float32([pad[1], pad[0], pad[1], pad[0]])) / np.float32([gain[1], gain[0], gain[1], gain[0]])
@@ -139,6 +131,31 @@ class Model:
         classes = found["classes"].astype(np.int64)
         labels = [self.labels[c] if self.labels and 0 <= c < len(self.labels) else str(int(c)) for c in classes]
         return Detections(boxes, found["scores"].astype(np.float32), classes, labels)
+
+    def segment(self, image) -> np.ndarray:
+        """Class index per pixel of one RGB image (HxWx3 array, PIL image or image file), [H, W] uint8 at the image's
+        size: the model's per-pixel class logits [1, C, h, w] (or [1, h, w, C]) resampled through the declared resize
+        or letterbox (default: plain resize, scale 1/255), then the argmax. See edgekit.segmentation."""
+        from edgekit import segmentation
+        img, result, input_hw, gain, pad = self._run_image(image, "segment")
+        prefer = "NHWC" if self._detection_preprocess().layout == "NHWC" else "NCHW"
+        info, layout = segmentation.logits_output(self.outputs, input_hw, prefer=prefer)
+        return segmentation.class_mask(_dequantize(result[info.name], info), layout, img.shape[:2], input_hw, gain, pad)
+
+    def _run_image(self, image, what: str):
+        """Fit one image into the model input as the preprocessing says and run it: (image, outputs, input (h, w),
+        gain, pad); gain and pad map image pixels to input pixels (edgekit.processing.letterbox's)."""
+        pre = self._detection_preprocess()
+        if pre.crop or (pre.resize and len(pre.resize) == 1):
+            raise UsageError(f"{what}() maps its results back through a resize or letterbox; the declared "
+                             "preprocessing crops.",
+                             hint="Declare resize=HxW (letterbox=true to keep the aspect ratio) without crop.")
+        info = next(i for i in self.inputs if i.name == pre.input)
+        img = _rgb_image(image, pre._channels(info), what)
+        size = tuple(pre.resize or pre._model_hw(info) or img.shape[:2])
+        fitted, gain, pad = letterbox(img, size, pre.resize_method) if pre.letterbox else \
+            (resize(img, size, pre.resize_method), (size[0] / img.shape[0], size[1] / img.shape[1]), (0.0, 0.0))
+        return img, self._run({pre.input: pre.apply(fitted, info)}), size, gain, pad
 
     def _detection_preprocess(self) -> Preprocess:
         if self.preprocessing is not None:
@@ -227,15 +244,17 @@ class Model:
         self.close()
 
 
-def _rgb_image(image, channels: int | None) -> np.ndarray:
-    """An HxWx3 float image from an array or a PIL image; clear errors for what is not an RGB image."""
+def _rgb_image(image, channels: int | None, what: str = "detect") -> np.ndarray:
+    """An HxWx3 float image from an array, a PIL image or an image file; clear errors for what is not an RGB image."""
+    if isinstance(image, (str, os.PathLike)):
+        image = _open_image(image)
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
         if image.mode not in ("RGB", "RGBA"):
             raise UsageError(f"The image is in PIL mode '{image.mode}'; the model takes RGB images.",
                              hint="Convert it with image.convert('RGB') if that is what you mean.")
         image = np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray) or image.dtype.kind not in "uif" or image.size == 0:
-        raise UsageError(f"detect() takes one image as an HxWx3 numpy array (or a PIL image); got "
+        raise UsageError(f"{what}() takes one image as an HxWx3 numpy array (or a PIL image or image file); got "
                          f"{type(image).__name__}{' of ' + str(image.dtype) if isinstance(image, np.ndarray) else ''}.",
                          hint="Decode the file first, e.g. numpy.asarray(PIL.Image.open(path).convert('RGB')).")
     if image.ndim == 2 or image.ndim == 3 and image.shape[2] == 1:
@@ -248,3 +267,21 @@ def _rgb_image(image, channels: int | None) -> np.ndarray:
     if not np.all(np.isfinite(image)):
         raise UsageError("The image holds NaN or infinite values.")
     return image[:, :, :3].astype(np.float32)
+
+
+def _open_image(path) -> Any:
+    """A decoded PIL image from a file (Pillow); a file that is not an image is a usage error, not a traceback."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        from edgekit.errors import EnvironmentProblem
+        raise EnvironmentProblem(f"Reading the image file '{path}' needs Pillow, which is not installed.",
+                                 hint="pip install pillow, or pass the decoded pixels as an HxWx3 array.") from None
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGBA") if opened.mode in ("P", "PA") else opened.copy()
+    except FileNotFoundError:
+        raise UsageError(f"There is no image file '{path}'.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UsageError(f"'{path}' is not an image file Pillow can read ({exc}).",
+                         hint="Give a PNG, JPEG, BMP, ... file, or the decoded pixels as an HxWx3 array.") from None

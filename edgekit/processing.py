@@ -238,7 +238,10 @@ class Postprocess:
             top_k = int(_number(top_k, "top_k"))
             if top_k < 1:
                 raise UsageError(f"top_k must be at least 1, got {top_k}.")
-        classes = info.shape[-1] if info.shape and isinstance(info.shape[-1], int) and info.shape[-1] > 0 else None
+        # labels count a classifier's last axis ([N, C] or [C]); a detector's labels index its `classes` values and a
+        # segmenter's its class axis, which a rank > 2 output does not say here (its boxes [1, n, 4], logits [1, C, h, w])
+        classes = info.shape[-1] if 0 < len(info.shape) <= 2 and isinstance(info.shape[-1], int) and \
+            info.shape[-1] > 0 else None
         if labels is not None and classes is not None and len(labels) != classes:
             raise UsageError(f"There are {len(labels)} labels but output '{info.name}' has {classes} classes.",
                              hint="Give one label per class, in class-index order.")

@@ -96,10 +96,12 @@ def test_detect_gives_the_same_boxes_with_nms_inside_or_outside(trained, tmp_pat
 
 
 @pytest.mark.parametrize("image, kwargs, message", [
-    ("not an image", {}, "takes one image as an HxWx3 numpy array"),
+    (["not", "an image"], {}, "takes one image as an HxWx3 numpy array"),
+    ("no/such/image.png", {}, "There is no image file 'no/such/image.png'"),
     (np.zeros((64, 64), np.uint8), {}, "grayscale"),
     (np.zeros((64, 64, 3), np.uint8), {"conf": 1.5}, r"conf=1.5 is outside \[0, 1\]"),
     (np.zeros((64, 64, 3), np.uint8), {"iou": -0.1}, r"iou=-0.1 is outside \[0, 1\]"),
+    (np.zeros((64, 64, 3), np.uint8), {"max_det": 0}, "max_det=0 must be a positive integer"),
 ])
 def test_bad_input_to_detect_is_refused_clearly(trained, tmp_path, image, kwargs, message):
     import edgekit
