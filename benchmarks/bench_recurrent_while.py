@@ -1,7 +1,8 @@
 """Recurrent layers, unrolled vs WHILE loop: LiteRT latency (p50, 2 threads, interleaved rounds) of one LSTM and one
-GRU compiled both ways at 16/64/256/1024 steps. It decides recurrent.UNROLL_MAX_STEPS: the longest sequence where
-the unrolled form is still the faster one (the loop pays a WHILE iteration, GATHER and DYNAMIC_UPDATE_SLICE per step;
-the unrolled form pays model size and compile time).
+GRU compiled both ways at 16/64/256/1024 steps (--hidden for the width). It decides recurrent.UNROLL_MAX_STEPS and
+UNROLL_MAX_WEIGHT_BYTES: where the unrolled form is still the faster one (the loop pays a WHILE iteration, GATHER and
+DYNAMIC_UPDATE_SLICE per step; the unrolled form pays a packed copy of the recurrent weights per step, cache misses
+once those outgrow the cache, model size and compile time).
 
     python benchmarks/bench_recurrent_while.py [--quick] [--steps 16,64,256,1024] [--hidden 32] [--runs 60]
 """
@@ -38,14 +39,14 @@ def compiled(onnx_model, looped: bool) -> tuple[bytes, float]:
     """The .tflite bytes with the form forced (UNROLL_MAX_STEPS 0 or unbounded), and the compile seconds."""
     from edgekit.converters.tflite import compile_onnx
     from edgekit.converters.tflite.lowerings import recurrent
-    kept = recurrent.UNROLL_MAX_STEPS
-    recurrent.UNROLL_MAX_STEPS = 0 if looped else 1 << 30
+    kept = recurrent.UNROLL_MAX_STEPS, recurrent.UNROLL_MAX_WEIGHT_BYTES
+    recurrent.UNROLL_MAX_STEPS = recurrent.UNROLL_MAX_WEIGHT_BYTES = 0 if looped else 1 << 60
     try:
         start = time.perf_counter()
         data = compile_onnx(onnx_model).to_bytes()
         return data, time.perf_counter() - start
     finally:
-        recurrent.UNROLL_MAX_STEPS = kept
+        recurrent.UNROLL_MAX_STEPS, recurrent.UNROLL_MAX_WEIGHT_BYTES = kept
 
 
 def p50s(sessions: dict, feeds: dict, runs: int, warmup: int, rounds: int = 5) -> dict:

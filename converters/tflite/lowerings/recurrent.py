@@ -28,10 +28,15 @@ LOOPED = ("WHILE", "FILL", "GATHER", "LESS", "SELECT_V2", "DYNAMIC_UPDATE_SLICE"
           "SPLIT_V", "CONCATENATION")
 EMITS = UNROLLED + LOOPED
 ACTIVATIONS = {"Sigmoid": "LOGISTIC", "Tanh": "TANH", "Relu": "RELU"}
-#: the longest sequence that is unrolled; longer ones run in WHILE loops. benchmarks/bench_recurrent_while.py
-#: (LiteRT, 2 threads, interleaved medians, hidden 32; 2-core AVX-512 VM): unrolled 1.2-2.4x faster at 16 and 64
-#: steps, the loop 2-10x faster at 256 and 1.4-1.8x at 1024 (and 30x smaller, compiled in 0.1 s instead of 16-21 s)
-UNROLL_MAX_STEPS = 64
+#: the longest sequence that is unrolled, and the most bytes of recurrent-weight copies it may make (steps × R's
+#: bytes: XNNPACK packs a copy of the weights for every unrolled FULLY_CONNECTED, and once those copies outgrow the
+#: cache the unrolled form is the slower one); longer or wider recurrences run in WHILE loops.
+#: benchmarks/bench_recurrent_while.py decides both (LiteRT, 2 threads, interleaved medians, batch 1; 2-core AVX-512
+#: VM; figures in the README): hidden 32, unrolled is 1.1-2x faster up to 128 steps (LSTM: 2 MB of copies), the loop
+#: 1.3-8x faster at 256 (4 MB); hidden 64, unrolled wins at 32 steps (2 MB), the loop at 64; hidden 128 (256 KB per
+#: LSTM copy), the loop is 1.4x faster from 8 steps (2 MB) and 4-20x from 32.
+UNROLL_MAX_STEPS = 128
+UNROLL_MAX_WEIGHT_BYTES = 2 << 20
 #: steps per WHILE loop of the looped form (a longer sequence chains loops; see `_looped` for why)
 LOOP_CHUNK_STEPS = 64
 
@@ -159,7 +164,7 @@ def _run(cell: _Cell, step, bias_of, initial: list, sequence_lens) -> None:
     step(steps, d, x_t, states, tag) -> new states (h first): one cell step; bias_of(d): the projection's bias;
     initial: per state, the node's initial-state input (or None)."""
     lengths = _lengths(cell, sequence_lens)
-    looped = lengths is not None or cell.steps > UNROLL_MAX_STEPS
+    looped = lengths is not None or not _unrolls(cell)
     sequences, finals = [], [[] for _ in initial]
     for d in range(cell.dirs):
         states = [cell.initial(value, d, what) for value, what in zip(initial, "hc")]
@@ -169,6 +174,11 @@ def _run(cell: _Cell, step, bias_of, initial: list, sequence_lens) -> None:
         for kept, state in zip(finals, states):
             kept.append(state)
     cell.write_outputs(sequences, finals)
+
+
+def _unrolls(cell: _Cell) -> bool:
+    """Whether the unrolled form is the faster one (UNROLL_MAX_STEPS, UNROLL_MAX_WEIGHT_BYTES)."""
+    return cell.steps <= UNROLL_MAX_STEPS and cell.steps * cell.r[0].nbytes <= UNROLL_MAX_WEIGHT_BYTES
 
 
 def _lengths(cell: _Cell, sequence_lens) -> str | None:
@@ -192,6 +202,7 @@ def _lengths(cell: _Cell, sequence_lens) -> str | None:
 
 
 def _unrolled(cell: _Cell, step, d: int, proj: str, states: list, lengths):
+    """One direction unrolled step by step (full-length rows only: `lengths` is None); returns (Y, final states)."""
     width = cell.gates * cell.hidden
     xs = [cell.main.vec(f"d{d}_xw_t{t}", width) for t in range(cell.steps)]
     cell.b.emit("UNPACK", [proj], xs, num=cell.steps, axis=cell.time_axis)

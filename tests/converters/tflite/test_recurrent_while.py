@@ -7,7 +7,7 @@ import pytest
 
 from _differential import as_model, assert_converts
 from edgekit.converters.tflite import compile_onnx
-from edgekit.converters.tflite.lowerings.recurrent import LOOP_CHUNK_STEPS, UNROLL_MAX_STEPS
+from edgekit.converters.tflite.lowerings.recurrent import LOOP_CHUNK_STEPS, UNROLL_MAX_STEPS, UNROLL_MAX_WEIGHT_BYTES
 from test_ops import Row, f32
 
 LONG, B, I, H = 4000, 2, 3, 4  # steps, batch, input features, hidden
@@ -140,6 +140,16 @@ def test_threshold_picks_the_form():
         return compile_onnx(as_model(text)).op_histogram
     assert "WHILE" not in ops(UNROLL_MAX_STEPS) and ops(UNROLL_MAX_STEPS)["FULLY_CONNECTED"] == UNROLL_MAX_STEPS + 1
     assert ops(UNROLL_MAX_STEPS + 1)["WHILE"] == -(-(UNROLL_MAX_STEPS + 1) // LOOP_CHUNK_STEPS)
+
+
+def test_wide_recurrences_loop_sooner():
+    """Unrolled steps each get a packed copy of R: past UNROLL_MAX_WEIGHT_BYTES of copies the loop is faster."""
+    hidden = 128
+    steps = UNROLL_MAX_WEIGHT_BYTES // (4 * hidden * hidden * 4) + 1  # one LSTM step past the limit
+    text = Row("LSTM", 14, f"y = LSTM <hidden_size={hidden}> (x, w, r)", f"float[{steps},1,{I}] x", None,
+               {"w": f32(1, 4 * hidden, I), "r": f32(1, 4 * hidden, hidden, scale=0.05)}).text()
+    compiled = assert_converts(text)
+    assert steps <= UNROLL_MAX_STEPS and "WHILE" in compiled.op_histogram
 
 
 # ------------------------------------------------------------------ zoo models (torch-exported) past the threshold
