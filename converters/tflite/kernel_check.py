@@ -14,7 +14,10 @@ UnsupportedModelError. What is checked:
 - every scale of a quantized kernel's tensor is a positive finite float32, and int8 ADD/SUB can form their rescaling
   multipliers: LiteRT computes `(1 << 20) * output_scale` in float32 and aborts (QuantizeMultiplierSmallerThanOneExp)
   when that overflows or the multiplier `2 * max(input scales) / that` is not in (0, 1) — an output scale near
-  float32's range (a `torch.finfo.min` attention-mask fill quantized as is) does that.
+  float32's range (a `torch.finfo.min` attention-mask fill quantized as is) does that;
+- TRANSPOSE takes an int32 permutation of its input's axes: LiteRT's kernel reads the perm as int32 whatever its type
+  (an int64 perm transposes silently wrong without a delegate) and XNNPACK refuses the whole model at load ("failed to
+  delegate TRANSPOSE node") on an int64, repeated or out-of-range perm.
 """
 from __future__ import annotations
 
@@ -128,7 +131,25 @@ def _first_violation(op: TflOp, g: TflGraph) -> str:
         if unquantized:
             return (f"runs a quantized kernel on {', '.join(sorted({g.tensors[n].dtype.name for n in unquantized}))}: "
                     f"{unquantized} carry no quantization parameters")
+    if op.code == "TRANSPOSE":
+        bad = _transpose_violation(inputs)
+        if bad:
+            return bad
     return _quantization_violation(op, inputs, outputs)
+
+
+def _transpose_violation(inputs: list) -> str:
+    if len(inputs) < 2 or None in inputs[:2]:
+        return "needs its input and a perm"
+    x, perm = inputs[:2]
+    if perm.dtype.name != "int32":
+        return f"reads its perm '{perm.name}' as int32 in LiteRT, not {perm.dtype.name}"
+    if perm.data is None:
+        return ""
+    rank, axes = len(x.shape), [int(a) for a in np.asarray(perm.data).reshape(-1)]
+    if sorted(a % rank if rank else a for a in axes) != list(range(rank)):
+        return f"takes a permutation of its input's {rank} axes, not {axes} ('{perm.name}')"
+    return ""
 
 
 def _zero_point(t) -> int | None:
