@@ -48,7 +48,8 @@ def main() -> None:
             (tmp / f"{name}.tflite").write_bytes(compile_onnx(str(tmp / f"{name}.onnx")).to_bytes())
             variants[f"TFLite {label}"] = tmp / f"{name}.tflite"
         print(f"trained {args.steps} steps in {train_s:.1f} s; {args.images} held-out 64x64 images, 4 classes")
-        print(f"{'variant':12} {'mIoU':>6} {'per class (bg, rect, circle, tri)':>34} {'same px':>8} {'ms':>7} {'KB':>5}")
+        print(f"{'variant':12} {'mIoU':>6} {'per class (bg, rect, circle, tri)':>34} {'same px':>8} {'ms':>7} "
+              f"{'KB':>5}")
         reference = None
         for label, path in variants.items():
             with edgekit.load(path, threads=1) as app:

@@ -87,8 +87,8 @@ def confusion(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> np.
     if predicted.size and (predicted.min() < 0 or predicted.max() >= num_classes):
         raise UsageError(f"A predicted mask holds class {int(predicted.max())}; num_classes is {num_classes}.")
     valid = (truth >= 0) & (truth < num_classes)
-    return np.bincount(truth[valid].astype(np.int64) * num_classes + predicted[valid].astype(np.int64),
-                       minlength=num_classes * num_classes)[:num_classes * num_classes].reshape(num_classes, num_classes)
+    pairs = truth[valid].astype(np.int64) * num_classes + predicted[valid].astype(np.int64)
+    return np.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def miou(matrix: np.ndarray) -> tuple[float, np.ndarray]:
