@@ -2,8 +2,9 @@
 
 Two forms share one implementation of each cell (`_lstm_step`, `_gru_step`, `_rnn_step`, emitting through a `_Steps`):
 - unrolled over the static sequence length into FULLY_CONNECTED / LOGISTIC / TANH / MUL / ADD, up to
-  UNROLL_MAX_STEPS steps, where it is faster;
-- a WHILE loop beyond that, or when sequence_lens differ per example: the loop carries (step, projected inputs,
+  UNROLL_MAX_STEPS steps and UNROLL_MAX_WEIGHT_BYTES, where it is faster;
+- WHILE loops beyond that, or when sequence_lens differ per example (chained loops of LOOP_CHUNK_STEPS: see
+  `_looped`): each loop carries (step, projected inputs,
   [lengths], h, [c], Y accumulator); its body GATHERs x_t, runs one cell step, masks rows past their length
   (SELECT_V2: the state is kept, Y gets zeros, as ONNX Runtime does) and writes h into Y with
   DYNAMIC_UPDATE_SLICE. A reverse direction runs forward over the sequence reversed per row (REVERSE_SEQUENCE, so
@@ -29,8 +30,9 @@ LOOPED = ("WHILE", "FILL", "GATHER", "LESS", "SELECT_V2", "DYNAMIC_UPDATE_SLICE"
 EMITS = UNROLLED + LOOPED
 ACTIVATIONS = {"Sigmoid": "LOGISTIC", "Tanh": "TANH", "Relu": "RELU"}
 #: the longest sequence that is unrolled, and the most bytes of recurrent-weight copies it may make (steps × R's
-#: bytes: XNNPACK packs a copy of the weights for every unrolled FULLY_CONNECTED, and once those copies outgrow the
-#: cache the unrolled form is the slower one); longer or wider recurrences run in WHILE loops.
+#: bytes); longer or wider recurrences run in WHILE loops. Why the bytes: under XNNPACK (LiteRT's default delegate)
+#: the unrolled LSTM of hidden 128 over 32 steps ran 6.2 ms, without the delegate 0.27 ms, the loop 0.21 ms: as we
+#: read it, the delegate packs its own copy of R for every unrolled FULLY_CONNECTED, and 8 MB of copies miss cache.
 #: benchmarks/bench_recurrent_while.py decides both (LiteRT, 2 threads, interleaved medians, batch 1; 2-core AVX-512
 #: VM; figures in the README): hidden 32, unrolled is 1.1-2x faster up to 128 steps (LSTM: 2 MB of copies), the loop
 #: 1.3-8x faster at 256 (4 MB); hidden 64, unrolled wins at 32 steps (2 MB), the loop at 64; hidden 128 (256 KB per
