@@ -41,7 +41,7 @@ class ConvertResult:
     atol: float
     rtol: float
     passed: bool
-    outputs: list = field(default_factory=list)  # OutputDiff.as_dict() per output
+    outputs: list = field(default_factory=list)  # OutputDiff.as_dict() per output, with its "atol" and "passed"
     written: bool = False
     mode: str = "float32"  # float32 | fp16 | dynamic | int8
     quantization: dict = field(default_factory=dict)  # notes, float islands, int8 I/O parameters, steps
@@ -87,8 +87,7 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
         steps = output_steps(compiled) if mode == "int8" else {}
         limits = {d.name: (atol if atol is not None else default_atol if default_atol is not None
                            else INT8_STEPS * steps.get(d.name, 0.0)) for d in diffs}
-        passed = all(d.within(limits[d.name], rtol if d.name in steps or mode != "int8" else max(rtol, 0.05))
-                     for d in diffs)
+        passed = all(_output_passed(d, limits, steps, mode, rtol) for d in diffs)
         return diffs, steps, limits, passed
 
     diffs, steps, limits, passed = judge(compiled)
@@ -101,7 +100,9 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
         quant["steps_off"] = {d.name: d.max_abs / steps[d.name] for d in diffs if steps.get(d.name)}
     result = ConvertResult(str(in_path), str(out), to, compiled.seconds, time.perf_counter() - started, 0,
                            compiled.op_histogram, compiled.input_shapes, compiled.io_layouts,
-                           max(limits.values(), default=0.0), rtol, passed, [d.as_dict() for d in diffs],
+                           max(limits.values(), default=0.0), rtol, passed,
+                           [d.as_dict() | {"atol": limits[d.name], "passed": _output_passed(d, limits, steps, mode, rtol)}
+                            for d in diffs],
                            mode=mode, quantization=quant,
                            validated_shapes=validation_shapes(in_path, compiled.input_shapes))
     data = compiled.to_bytes(_metadata(in_path, compiled, result))
@@ -126,6 +127,12 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
         err.result = result
         raise err
     return result
+
+
+def _output_passed(diff, limits: dict, steps: dict, mode: str, rtol: float) -> bool:
+    """The gate on one output (the run passes when every output does): within its atol (int8: INT8_STEPS of its
+    quantization step) + rtol·scale; int8 outputs computed in float get rtol of at least 0.05."""
+    return diff.within(limits[diff.name], rtol if diff.name in steps or mode != "int8" else max(rtol, 0.05))
 
 
 def _measured_islands(in_path, compiled, compile_with, judge, step, seeds):

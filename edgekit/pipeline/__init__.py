@@ -44,8 +44,12 @@ class Variant:
 
 
 def pipeline(source: str, output_dir: str | Path = "edgekit-out", *, overrides: dict | None = None,
-             notify: Callable[[str, str], None] = lambda step, state: None) -> dict:
-    """Run the whole pipeline for CONFIG.toml or SPEC; returns the report dict (also written to output_dir)."""
+             notify: Callable[[str, str], None] = lambda step, state: None, check_gates: bool = True) -> dict:
+    """Run the whole pipeline for CONFIG.toml or SPEC; returns the report dict (also written to output_dir).
+
+    check_gates: when no variant passes the accuracy gate and latency budget, or the recommended one scores below
+    [gate] fail_below, raise GateError (exit 6) once the reports are written; the error's `report` is the report.
+    """
     config = load_config(source, overrides)
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
@@ -78,7 +82,25 @@ def pipeline(source: str, output_dir: str | Path = "edgekit-out", *, overrides: 
         atomic_write(dest, best.path.read_bytes())
         report["best_path"] = str(dest)
     write_reports(report, out)
+    if check_gates:
+        failure = gate_failure(report)
+        if failure is not None:
+            failure.report = report
+            raise failure
     return report
+
+
+def gate_failure(report: dict) -> GateError | None:
+    """The pipeline's own gates on a finished report: a recommended variant exists, and scores at least fail_below."""
+    best = next((r for r in report["rows"] if r["variant"] == report["best"]), None)
+    fail_below = report["config"]["fail_below"]
+    if best is None:
+        return GateError("No variant passed the accuracy gate and latency budget.",
+                         hint=f"See {report['output_dir']}/report.md for each variant's figures and reasons.")
+    value = (best.get("accuracy") or {}).get("value")
+    if fail_below is not None and value is not None and value < fail_below:
+        return GateError(f"The recommended variant {best['variant']} scores {value:.4f}, below --fail-below / [gate] fail_below {fail_below}.")
+    return None
 
 
 def _with_parents(names: list[str]) -> list[str]:
