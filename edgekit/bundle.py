@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 from edgekit import __version__
 from edgekit.deps import require
 from edgekit.errors import EnvironmentProblem, InvalidModelError, UnsupportedModelError, UsageError
-from edgekit.fileio import atomic_path, atomic_write, check_output, sniff_format
+from edgekit.fileio import atomic_path, atomic_write, check_output, sniff_format, to_json
 from edgekit.processing import (  # noqa: F401 (load_processing_file, parse_options: re-exported)
     Postprocess, Preprocess, load_processing_file, parse_options, parse_spec,
 )
@@ -304,7 +304,7 @@ def bundle(model: str | os.PathLike, output: str | os.PathLike, *, name: str | N
         "signing": {"algorithm": "Ed25519", "public_key_id": _public_key_id(signer.public_key())} if signer else None,
         "files": {fname: {"size": len(blob), "sha256": _sha256(blob)} for fname, blob in files.items()},
     }
-    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False, default=_jsonable) + "\n").encode()
+    manifest_bytes = (to_json(manifest, sort_keys=True) + "\n").encode()
     entries = [(MANIFEST, manifest_bytes, zipfile.ZIP_DEFLATED)]
     if signer is not None:
         entries.append((SIGNATURE, signer.sign(manifest_bytes), zipfile.ZIP_STORED))
@@ -481,15 +481,6 @@ def _timestamp() -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _jsonable(o):
-    import numpy as np
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 # ------------------------------------------------------------------ reading bundles

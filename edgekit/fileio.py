@@ -168,3 +168,35 @@ def _sniff_zip(path: Path) -> str:
         return "pickle"
     raise InvalidModelError(f"The zip archive '{path}' is no model format edgekit knows (entries: {names[:5]}).",
                             hint="Give an .onnx, .tflite, .pt2, .pt/.pth state dict, .safetensors or .ekb file.")
+
+
+# ------------------------------------------------------------------ the one JSON encoder (every --json, reports, manifests)
+
+def jsonable(value):
+    """`value` as plain JSON types: numpy scalars/arrays as numbers/lists, dtypes by name, paths and anything else as
+    text. Non-finite floats become the strings "inf", "-inf" and "nan": JSON has no such numbers, and Python's
+    `Infinity`/`NaN` tokens break strict readers (jq, JavaScript), so a machine reader checks for a string."""
+    import math
+
+    import numpy as np
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, np.dtype):
+        return value.name
+    return str(value)
+
+
+def to_json(value, *, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """The JSON text of `value` through `jsonable` (finite floats as numbers, inf/NaN as strings); strict JSON."""
+    import json
+    return json.dumps(jsonable(value), indent=indent, sort_keys=sort_keys, allow_nan=False)

@@ -43,3 +43,23 @@ def test_convert_gives_each_output_the_verdict_its_gate_used(zoo_onnx, tmp_path)
     with pytest.raises(ValidationError, match="tolerance atol=0 "):
         convert(zoo_onnx("mlp"), tmp_path / "strict.tflite", atol=0.0, rtol=0.0)
     assert not (tmp_path / "strict.tflite").exists()
+
+
+def test_one_json_encoder_numbers_finite_floats_and_names_inf_and_nan():
+    import numpy as np
+
+    from edgekit.fileio import to_json
+    text = to_json({"a": np.float32(0.5), "b": float("inf"), "c": [float("-inf"), float("nan")], "d": np.arange(2),
+                    "e": np.dtype("int8"), "f": (1, True, None)})
+    assert json.loads(text) == {"a": 0.5, "b": "inf", "c": ["-inf", "nan"], "d": [0, 1], "e": "int8", "f": [1, True, None]}
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON: jq and JavaScript parse it
+
+
+def test_every_json_writer_uses_the_one_encoder():
+    """No `json.dumps(..., default=...)` of its own in a --json path: the CLI, pipeline reports and bundle manifests
+    all go through edgekit.fileio.to_json (a grep, so a seventh encoder shows up here)."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "edgekit"
+    for rel in ("cli/common.py", "pipeline/__init__.py", "pipeline/report.py", "bundle.py"):
+        text = (root / rel).read_text()
+        assert "to_json(" in text and "default=str" not in text and "def _jsonable" not in text, rel

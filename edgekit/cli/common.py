@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import traceback
 
@@ -33,23 +32,13 @@ def input_shape_option(f):
 def emit_json(data, json_path: str | None) -> None:
     if not json_path:
         return
-    text = json.dumps(data, indent=2, default=_jsonable) + "\n"
+    from edgekit.fileio import to_json
+    text = to_json(data) + "\n"  # one encoder for every --json: finite floats as numbers, inf/NaN as "inf"/"nan"
     if json_path == "-":
         sys.stdout.write(text)
     else:
         from edgekit.fileio import atomic_write, check_output
         atomic_write(check_output(json_path), text)
-
-
-def _jsonable(o):
-    import numpy as np
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.dtype):
-        return o.name
-    return str(o)
 
 
 def handle_errors(f):

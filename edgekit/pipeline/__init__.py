@@ -5,7 +5,6 @@ whose step is missing or fails is reported as unavailable with the reason, never
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit.errors import EdgekitError, GateError, UsageError
-from edgekit.fileio import atomic_write, clean_stale_temps
+from edgekit.fileio import atomic_write, clean_stale_temps, to_json
 from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import RUNTIME_OF, VARIANTS, PipelineConfig, load_config
 
@@ -426,7 +425,7 @@ def _run_rows(sess, rows: list[dict], adapt_in, adapt_out) -> dict[str, np.ndarr
 
 
 def dumps(report: dict) -> str:
-    return json.dumps(report, indent=2, default=str)
+    return to_json(report)
 
 
 __all__ = ["pipeline", "VARIANTS"]

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
-from edgekit.fileio import atomic_write
+from edgekit.fileio import atomic_write, to_json
 
 #: said under every table, so no row reads as a contradiction (p50 0.068 ms next to 8,468 inf/s from a 0.118 ms mean)
 FIGURES_NOTE = ("Latency columns are percentiles and the mean of the same timed runs; inf/s is 1000 / mean latency "
@@ -164,7 +163,7 @@ def techniques(report: dict) -> list[tuple[str, list[str]]]:
 def write_reports(report: dict, out: Path) -> None:
     plots = _plots(report, out)
     report["plots"] = [p.name for p in plots]
-    atomic_write(out / "report.json", json.dumps(report, indent=2, default=str))
+    atomic_write(out / "report.json", to_json(report))
     atomic_write(out / "report.md", _markdown(report))
     atomic_write(out / "report.html", _html(report, plots))
 
