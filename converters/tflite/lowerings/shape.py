@@ -97,6 +97,10 @@ def constant_of_shape(b, shape, *, value=None):
     """A shape computed at run time (the folding pass made constant shapes constant): FILL, in the output's dtype
     (int64 results compute as int32, like every run-time int64)."""
     y = b.outputs[0]
+    if b.aliases.get(shape.name, shape.name) in b.g.inputs:
+        raise Unsupported("its shape is a model input, which may hold a 0 (an empty tensor LiteRT cannot allocate); "
+                          "only shapes computed from tensor sizes in the model are taken",
+                          hint="Compute the tensor outside the model, or make its shape a constant.")
     fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)[:1]
     b.emit("FILL", [_as_int32(b, shape), _scalar(b, fill, y.dtype, "value")], [b.out(y)])
 

@@ -179,3 +179,11 @@ def test_softmax_flattened_at_sizes_is_refused_before_opset_13():
     model = as_model(model_text("y = Softmax <axis = 1> (x)", "float[1,N,4] x", "float y", opset=12))
     with pytest.raises(UnsupportedModelError, match="Softmax needs it static"):
         compile_onnx(model)
+
+
+def test_constant_of_shape_fed_a_shape_by_the_app_is_refused():
+    """A fed shape may hold 0: the empty tensor would fail at allocation, so only sizes of tensors are taken."""
+    model = as_model(model_text("y = ConstantOfShape <value = float[1] {1.0}> (s)", "int64[2] s", "float y",
+                                opset=18))
+    with pytest.raises(UnsupportedModelError, match="its shape is a model input"):
+        compile_onnx(model)
