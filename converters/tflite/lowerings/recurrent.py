@@ -167,11 +167,19 @@ def _run(cell: _Cell, step, bias_of, initial: list, sequence_lens) -> None:
     initial: per state, the node's initial-state input (or None)."""
     lengths = _lengths(cell, sequence_lens)
     looped = lengths is not None or not _unrolls(cell)
+    started = None
+    if lengths is not None and not sequence_lens.is_const:  # a run-time length may be 0 (constant ones are >= 1)
+        started = cell.b.temp([cell.batch, 1], np.bool_, "started")
+        cell.b.emit("LESS", [cell.b.const(np.zeros([1, 1], np.int32), np.int32, "no_steps"),
+                             _column(cell, lengths, "lengths_column")], [started])
     sequences, finals = [], [[] for _ in initial]
     for d in range(cell.dirs):
         states = [cell.initial(value, d, what) for value, what in zip(initial, "hc")]
         proj = cell.projection(d, bias_of(d))
         ys, states = (_looped if looped else _unrolled)(cell, step, d, proj, states, lengths)
+        if started is not None:  # ONNX Runtime's final state of an empty row is zeros, not the initial state
+            states = [cell.main.op("SELECT_V2", [started, state, cell.main.shared(np.zeros([1, 1]), "zeros")],
+                                   f"d{d}_final{i}") for i, state in enumerate(states)]
         sequences.append(ys)
         for kept, state in zip(finals, states):
             kept.append(state)

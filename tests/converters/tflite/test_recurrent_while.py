@@ -65,6 +65,19 @@ def test_per_example_sequence_lens_as_an_input(op, direction):
     assert "WHILE" in compiled.op_histogram  # short, but only the loop masks rows
 
 
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_empty_rows_end_in_zero_states(op):
+    """A row of length 0: ONNX Runtime's Y_h (and Y_c) are zeros, not the initial state."""
+    initial = ", h0, c0" if op == "LSTM" else ", h0"
+    text = Row(op, 14, f"{OUTS[op]} = {op} <hidden_size=4, direction=\"bidirectional\"> (x, w, r, bb, lens{initial})",
+               f"float[5,2,{I}] x, int32[2] lens, float[2,2,{H}] h0" + (f", float[2,2,{H}] c0" if op == "LSTM" else ""),
+               None, weights(op, 2), outputs=typed(op)).text()
+    feeds = {"x": f32(5, 2, I), "lens": np.asarray([0, 4], np.int32), "h0": f32(2, 2, H) + 1}
+    if op == "LSTM":
+        feeds["c0"] = f32(2, 2, H) + 1
+    assert_converts(text, inputs=feeds)
+
+
 def test_run_time_sequence_lens_beyond_the_sequence_are_clamped():
     """A length over the sequence (ONNX Runtime refuses it) runs as the full sequence, never reads past it."""
     from edgekit.runtimes import load
