@@ -2,7 +2,8 @@
 Runtime and the TFLite compiler both run), and the same decode + NMS in numpy for models that end before NMS.
 
 A head in the "yolo" format is one tensor [1, 4 + C, A]: per anchor point, the box centre and size (cx, cy, w, h) in
-input pixels and C class scores in [0, 1] (the layout of Ultralytics' exported heads). `append_nms` makes a model whose
+input pixels and C class scores in [0, 1] (the layout of Ultralytics' exported heads; box_format="xyxy" reads the
+four box rows as corners instead, as an SSD box coder gives them). `append_nms` makes a model whose
 outputs are `boxes` [1, max_det, 4] (x1, y1, x2, y2), `scores` [1, max_det], `classes` [1, max_det] and `count` [1]:
 rows past `count` are padding (box 0, score 0, class -1). NMS is per class (each anchor's best class, boxes offset by
 class so classes never suppress each other, as Ultralytics does) or class-agnostic, and keeps the `max_det` best.
@@ -177,15 +178,15 @@ def append_nms(model, *, head: str | None = None, conf: float = 0.25, iou: float
         return node("ReduceMax", [x], name, axes=[axis], keepdims=0)
 
     rows = node("Transpose", [head], "rows", perm=[0, 2, 1])  # [1, A, 4 + C]
-    xywh = slice_(rows, [0], [4], [2], "xywh")
+    box_rows = slice_(rows, [0], [4], [2], "box_rows")  # [1, A, 4] in the head's box format
     class_scores = slice_(rows, [4], [channels], [2], "class_scores")
     if box_format == "xywh":
-        centers, sizes = slice_(xywh, [0], [2], [2], "centers"), slice_(xywh, [2], [4], [2], "sizes")
+        centers, sizes = slice_(box_rows, [0], [2], [2], "centers"), slice_(box_rows, [2], [4], [2], "sizes")
         half = node("Mul", [sizes, const("half", np.float32(0.5))], "half_sizes")
         boxes = node("Concat", [node("Sub", [centers, half], "top_left"), node("Add", [centers, half], "bottom_right")],
                      "xyxy", axis=2)  # [1, A, 4]
     else:
-        boxes = xywh
+        boxes = box_rows
     scores = reduce_max(class_scores, 2, "best_score")  # [1, A]
     classes = node("ArgMax", [class_scores], "best_class", axis=2, keepdims=0)  # [1, A] int64
     nms_boxes = boxes
