@@ -160,7 +160,8 @@ def squeeze_1(b, x, *, axes=None):
 
 @lowering("Squeeze", since=13, emits=RESHAPE_EMITS, dtypes=MOVES)
 def squeeze_13(b, x, axes=None):
-    _reshape_to_output(b, x, _squeezed(x, b.outputs[0], const_of(axes, "axes")))
+    known = axes is None or axes.is_const
+    _reshape_to_output(b, x, _squeezed(x, b.outputs[0], None if axes is None else axes.const) if known else None)
 
 
 @lowering("Unsqueeze", since=1, emits=RESHAPE_EMITS, dtypes=MOVES)
@@ -170,7 +171,7 @@ def unsqueeze_1(b, x, *, axes=None):
 
 @lowering("Unsqueeze", since=13, emits=RESHAPE_EMITS, dtypes=MOVES)
 def unsqueeze_13(b, x, axes):
-    _reshape_to_output(b, x, _unsqueezed(x, b.outputs[0], const_of(axes, "axes")))
+    _reshape_to_output(b, x, _unsqueezed(x, b.outputs[0], axes.const) if axes.is_const else None)
 
 
 def transposed_perm(node, perm, graph):
