@@ -1,6 +1,7 @@
 """Run several models (any format, any runtime, or the PyTorch source) on identical inputs; compare their outputs.
 
-The first model is the reference. Inputs are seeded random data (or an .npz) in the reference's layout;
+The first model is the reference. Inputs are seeded random data, an .npz, or images read through
+edgekit.processing (the spec calibration, apps and bundles share), in the reference's layout;
 a model that declares channels-last I/O (metadata `edgekit.io_layouts`, e.g. {"x": "NHWC"}) gets its inputs
 transposed to it and its outputs transposed back, and int8/uint8 I/O with quantization parameters is
 quantized/dequantized, so every output is compared in the reference's terms.
@@ -96,6 +97,9 @@ class _TorchInfo:
     layout: str | None = None
     quantization: dict | None = None
 
+    def describe(self) -> dict:
+        return {"name": self.name, "dtype": np.dtype(self.dtype).name, "shape": list(self.shape), "layout": self.layout}
+
 
 class TorchSource:
     """A PyTorch module behind the same run interface as a runtime Session (for comparing against the source)."""
@@ -150,14 +154,20 @@ def _open(model: str, runtime: str, provider: str, threads: int | None):
 # ---------------------------------------------------------------- compare()
 
 def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: int | None = None,
-            batch: int | None = None, dims: dict | None = None, inputs: str | None = None, seed: int = 0,
+            batch: int | None = None, dims: dict | None = None, inputs=None, seed: int = 0,
             atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None,
-            input_shapes: list[str] | None = None, check: bool = False) -> dict:
+            input_shapes: list[str] | None = None, check: bool = False, preprocess=None) -> dict:
     """Compare models[1:] against models[0] on the same inputs; returns a JSON-ready report.
 
     A PyTorch SPEC among the models runs at `input_shapes` (export's --input-shape strings: '1x3x32x32',
     'tokens=1x16:int64'), else at the input shapes of the first model file given (dynamic dims from `dims` and
     `batch`), else at the shapes the SPEC declares itself.
+
+    inputs: None (seeded random data), an .npz keyed by input name (optional detection 'labels'), or images: an
+    image file, a folder of them (sub-folders as classes, sorted as calibration reads them), or a list of those.
+    Images feed the reference's one input through `preprocess` (edgekit.processing's spec in any form; default:
+    image calibration's, scale=1/255 and the layout from the channel axis), so compare sees the tensor calibration
+    and an app with the same spec see.
 
     Gates: an output fails when |got - ref| > atol + rtol * max|ref| (either given; the other counts as 0),
     when its cosine similarity is below `min_cosine`, or when it has NaN/Inf where the reference has none.
@@ -175,6 +185,9 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
             raise UsageError(f"{name} must be 0 or more, got {v}.")
     if min_cosine is not None and not -1 <= min_cosine <= 1:
         raise UsageError(f"--min-cosine must be between -1 and 1, got {min_cosine}.")
+    if preprocess is not None and not (inputs and not _is_npz(inputs)):
+        raise UsageError("--preprocess reads image --inputs, and no images were given.",
+                         hint="Give image files or a folder with --inputs, or drop --preprocess.")
     if input_shapes and not any(is_spec(m) for m in models):
         raise UsageError("--input-shape sets the example inputs of a PyTorch SPEC, and no SPEC was given.",
                          hint="For dynamic dimensions of model files use --dim LABEL=SIZE or --batch N.")
@@ -200,9 +213,12 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
     try:
         ref = sessions[0]
         # reference-layout (channels-first) inputs, generated once from the reference's declared inputs
-        if inputs:
-            feeds = load_npz(inputs, None)
-            ref_feeds = _match_npz(feeds, ref, inputs)
+        given = None
+        if inputs and _is_npz(inputs):
+            given = load_npz(_one(inputs), None)
+            ref_feeds = _match_npz(given, ref, _one(inputs))
+        elif inputs:
+            ref_feeds = image_feeds(inputs, ref.inputs, preprocess)
         else:
             rng = np.random.default_rng(seed)
             ref_feeds = {}
@@ -217,7 +233,7 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
             outputs.append({k: adapt_output(np.asarray(v), infos.get(k)) for k, v in raw.items()})
         results = []
         reference_boxes = _detections_of(ref, outputs[0])
-        labels = _box_labels(load_npz(inputs, None), ref_feeds) if inputs and reference_boxes is not None else None
+        labels = _box_labels(given, ref_feeds) if given is not None and reference_boxes is not None else None
         for sess, model, outs in zip(sessions[1:], models[1:], outputs[1:]):
             pairs, note = align_outputs(outputs[0], outs)
             diffs = []
@@ -246,7 +262,7 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
             s.close()
     report = {
         "reference": {"model": models[0], "runtime": sessions[0].runtime, "provider": sessions[0].provider},
-        "inputs": {"source": inputs or f"random (seed {seed})",
+        "inputs": {"source": _describe_inputs(inputs, preprocess, ref_feeds) if inputs else f"random (seed {seed})",
                    "shapes": {k: list(v.shape) for k, v in ref_feeds.items()},
                    "dtypes": {k: v.dtype.name for k, v in ref_feeds.items()}},
         "gates": {"atol": atol, "rtol": rtol, "min_cosine": min_cosine},
@@ -349,6 +365,66 @@ def _box_labels(arrays: dict, ref_feeds: dict) -> list | None:
 def _float_view(info) -> np.dtype:
     """Inputs of a quantized (int8/uint8 with scale) reference are generated as float and quantized per model."""
     return np.dtype(np.float32) if _quant(info) else np.dtype(info.dtype)
+
+
+def _one(inputs):
+    return inputs if isinstance(inputs, (str, Path)) else inputs[0]
+
+
+def _is_npz(inputs) -> bool:
+    """One .npz (by content: the zip signature numpy writes) rather than images; a missing file reads as .npz so
+    load_npz names it."""
+    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if len(paths) != 1:
+        return False
+    path = Path(paths[0])
+    if path.is_dir():
+        return False
+    if not path.is_file() or path.suffix.lower() == ".npz":
+        return True
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def image_feeds(inputs, infos, preprocess=None) -> dict[str, np.ndarray]:
+    """Images (files, folders, or a list of them) as the reference-terms array (channels-first, float for a
+    quantized input) of a model's one input, each image through edgekit.processing as calibration reads it."""
+    from edgekit.quantize.calibration import IMAGE_SUFFIXES, image_files, parse_image_spec, read_rgb_image
+
+    infos = list(infos)
+    if len(infos) != 1:
+        raise UsageError(f"Images feed one input; the reference takes {len(infos)} {[i.name for i in infos]}.",
+                         hint="Give an .npz keyed by input name instead.")
+    files = []
+    for p in map(Path, [inputs] if isinstance(inputs, (str, Path)) else inputs):
+        if p.is_dir():
+            found = [f for f, _ in image_files(p)[0]]
+            if not found:
+                raise UsageError(f"The folder '{p}' has no images ({', '.join(IMAGE_SUFFIXES)}).")
+            files += found
+        elif not p.is_file():
+            raise UsageError(f"There is no file or folder '{p}'.", hint="Give image files, a folder, or an .npz.")
+        elif p.suffix.lower() == ".npz":
+            raise UsageError(f"'{p}' is an .npz among images; give either one .npz or images.")
+        else:
+            files.append(p)
+    info = infos[0]
+    view = _TorchInfo(info.name, _float_view(info), tuple(info.shape), info.layout)  # float: quantized per model
+    pre = parse_image_spec(preprocess, view)
+    x = np.concatenate([pre.apply(read_rgb_image(f), view) for f in files])
+    if pre.layout == "NHWC" and is_channels_last(info.layout):
+        x = to_channels_first(x)
+    return {info.name: x}
+
+
+def _describe_inputs(inputs, preprocess, feeds: dict) -> str:
+    paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
+    text = ", ".join(paths) if len(paths) <= 3 else f"{', '.join(paths[:3])} and {len(paths) - 3} more"
+    if _is_npz(inputs):
+        return text
+    n = len(next(iter(feeds.values())))
+    spec = preprocess if isinstance(preprocess, str) or preprocess is None else "given spec"
+    return f"{text} ({n} image(s), preprocess {spec or 'default: scale=1/255'})"
 
 
 def _match_npz(arrays: dict, ref, path) -> dict:

@@ -131,7 +131,7 @@ max_drop = 0.99  # an untrained LeNet scored on random inputs: this test is abou
     assert variant["status"] == "ok", variant
 
     (tmp_path / "bad.toml").write_text(base.format(pre="mean=0.5,0.5,0.5"))
-    report = pipeline(str(tmp_path / "bad.toml"), tmp_path / "out-bad")
+    report = pipeline(str(tmp_path / "bad.toml"), tmp_path / "out-bad", check_gates=False)  # its only variant fails
     variant = next(r for r in report["rows"] if r["variant"] == "onnx-int8")
     assert variant["status"] != "ok" and "mean has 3 values" in variant["reason"], variant
 

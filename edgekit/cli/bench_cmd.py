@@ -26,11 +26,16 @@ def runtime_options(f):
     return f
 
 
-def input_options(f):
-    """--batch, --dim, --inputs, --seed: shared by bench, profile and compare."""
+def input_options(f=None, *, images: bool = False):
+    """--batch, --dim, --inputs, --seed: shared by bench, profile and compare (images=True: --inputs also takes
+    image files and folders, repeatable, and arrives as a tuple)."""
+    if f is None:
+        return lambda g: input_options(g, images=images)
     f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")(f)
-    f = click.option("--inputs", "inputs", type=click.Path(dir_okay=False), default=None,
-                     help="Real inputs: an .npz keyed by input name (random data matching dtype and range otherwise).")(f)
+    f = click.option("--inputs", "inputs", type=click.Path(dir_okay=images), default=None, multiple=images,
+                     help="Real inputs: an .npz keyed by input name" + (
+                         ", or images (files or a folder; repeatable) read through --preprocess" if images else "")
+                     + " (random data matching dtype and range otherwise).")(f)
     f = click.option("--dim", "dims", multiple=True, metavar="LABEL=SIZE",
                      help="Size of a dynamic dimension, e.g. --dim seq=32 (repeatable, or comma-separated).")(f)
     f = click.option("--batch", type=int, default=None, help="Batch size for a dynamic (or size-1) first dimension.")(f)

@@ -10,21 +10,25 @@ from edgekit.cli.common import console, emit_json, handle_errors, input_shape_op
 @click.command(name="compare")
 @click.argument("models", nargs=-1, required=True)
 @runtime_options
-@input_options
+@input_options(images=True)
+@click.option("--preprocess", metavar="SPEC", help="For image --inputs, edgekit.processing's spec as in quantize and "
+              "bundle: 'resize=256;mean=0.485,0.456,0.406;std=0.229,0.224,0.225' or a .toml/.json file (defaults: "
+              "layout from the model input, scale=1/255).")
 @input_shape_option
 @click.option("--atol", type=float, default=None, help="Gate: absolute tolerance (with --rtol: |d| <= atol + rtol*max|ref|).")
 @click.option("--rtol", type=float, default=None, help="Gate: tolerance relative to the reference output's scale.")
 @click.option("--min-cosine", type=float, default=None, help="Gate: lowest cosine similarity allowed per output.")
 @json_option
 @handle_errors
-def command(models, runtime, provider, threads, batch, dims, inputs, seed, input_shapes, atol, rtol, min_cosine,
-            json_path):
+def command(models, runtime, provider, threads, batch, dims, inputs, seed, preprocess, input_shapes, atol, rtol,
+            min_cosine, json_path):
     """Run MODELS on identical inputs and compare every output with the first (the reference).
 
     A MODEL is a model file (.onnx, .tflite: any runtime) or a PyTorch source SPEC (zoo:NAME,
     file.py:factory, package.module:factory); a SPEC runs at --input-shape (as for export), else at the
     input shapes of the first model file given, else at the shapes it declares. Outputs are matched by
-    name, else by order; channels-last (NHWC) and quantized int8 I/O are converted to the reference's terms. Reports max abs/rel error,
+    name, else by order; channels-last (NHWC) and quantized int8 I/O are converted to the reference's terms. --inputs
+    takes an .npz or images (files, folders) read through --preprocess as calibration reads them. Reports max abs/rel error,
     cosine similarity, SQNR (dB) and top-1 agreement for class scores.
 
     Exit status 5 (validation failed) when an output misses a gate (--atol/--rtol, --min-cosine, or NaN/Inf
@@ -35,6 +39,7 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, input
       edgekit compare zoo:lenet lenet.onnx lenet.tflite
       edgekit compare resnet.onnx resnet_int8.onnx --min-cosine 0.99
       edgekit compare model.py:make model.onnx --input-shape 1x3x64x64 --atol 1e-4
+      edgekit compare net.onnx net_int8.tflite --inputs photos/ --preprocess 'resize=256;mean=0.485,0.456,0.406'
     """
     import warnings
 
@@ -44,8 +49,8 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, input
     warnings.simplefilter("ignore", ProviderFallbackWarning)
     with console.status(f"Running {len(models)} models on identical inputs..."):
         report = compare(list(models), runtime=runtime, provider=provider, threads=threads, batch=batch,
-                         dims=parse_dim_options(dims), inputs=inputs, seed=seed, atol=atol, rtol=rtol,
-                         min_cosine=min_cosine, input_shapes=list(input_shapes))
+                         dims=parse_dim_options(dims), inputs=list(inputs) or None, seed=seed, atol=atol, rtol=rtol,
+                         min_cosine=min_cosine, input_shapes=list(input_shapes), preprocess=preprocess)
     if json_path != "-":  # stdout carries the JSON alone then
         render(report)
     emit_json(report, json_path)

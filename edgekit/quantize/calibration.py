@@ -225,20 +225,33 @@ def parse_image_spec(spec, info):
     return Preprocess.from_spec(values, [info])
 
 
+def read_rgb_image(p: Path) -> np.ndarray:
+    """The decoded RGB image (HxWx3 uint8): the spec does the rest, exactly as in an app (compare reads it too)."""
+    from edgekit.deps import require
+    image_mod = require("PIL.Image", "Reading images")
+    try:
+        with image_mod.open(p) as img:
+            return np.asarray(img.convert("RGB"))  # gray models: the spec's luma, as in an app
+    except OSError as exc:
+        raise UsageError(f"Cannot read the image '{p}' ({exc}).", hint="Remove or replace the file.") from exc
+
+
+def image_files(path: Path) -> tuple[list[tuple[Path, int | None]], list[str]]:
+    """A folder's images, sorted, with class indices when sub-folders are classes (as ImageFolder): (items, classes)."""
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if classes:
+        return [(p, i) for i, c in enumerate(classes) for p in sorted((path / c).iterdir())
+                if p.suffix.lower() in IMAGE_SUFFIXES], classes
+    return [(p, None) for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES], []
+
+
 class ImageDirSource(DataSource):
     """Images in a folder (sorted); sub-folders are classes (labels = sorted folder index), as ImageFolder does."""
 
     def __init__(self, path: Path, info, spec):
         self.path, self.key, self.spec, self.info = path, info.name, spec, info
         self.description = f"the image folder '{path}'"
-        classes = sorted(p.name for p in path.iterdir() if p.is_dir())
-        if classes:
-            self.items = [(p, i) for i, c in enumerate(classes) for p in sorted((path / c).iterdir())
-                          if p.suffix.lower() in IMAGE_SUFFIXES]
-            self.classes = classes
-        else:
-            self.items = [(p, None) for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-            self.classes = []
+        self.items, self.classes = image_files(path)
 
     def __len__(self):
         return len(self.items)
@@ -256,14 +269,7 @@ class ImageDirSource(DataSource):
         return np.concatenate([self.spec.apply(self._load(p), self.info) for p, _ in self.items[start:stop]])
 
     def _load(self, p: Path) -> np.ndarray:
-        """The decoded RGB image (HxWx3 uint8): the spec does the rest, exactly as in an app."""
-        from edgekit.deps import require
-        image_mod = require("PIL.Image", "Reading calibration images")
-        try:
-            with image_mod.open(p) as img:
-                return np.asarray(img.convert("RGB"))  # gray models: the spec's luma, as in an app
-        except OSError as exc:
-            raise UsageError(f"Cannot read the image '{p}' ({exc}).", hint="Remove or replace the file.") from exc
+        return read_rgb_image(p)
 
     @property
     def has_labels(self):
