@@ -162,10 +162,19 @@ def _measured_islands(in_path, compiled, compile_with, judge, step, seeds):
     """INT8 outside its gate: the ops whose int8 kernels drift from ONNX Runtime's QDQ model, measured tensor by
     tensor on the validation's inputs (edgekit.int8_islands), are compiled in float, a few per round, until the same gate passes or no op adds
     error of its own. Each chosen island is recorded with its measured error (quantization 'measured_islands')."""
-    from edgekit.int8_islands import LOCAL_STEPS, ROUNDS, culprits, measure
+    from edgekit.int8_islands import LOCAL_STEPS, ROUNDS, culprits, fixed_step_losses, measure
     onnx_bytes = Path(in_path).read_bytes()
     chosen, measured, verdict = [], [], None
+    known = fixed_step_losses(onnx_bytes)  # fixed-output-step kernels far coarser than their quantizer: no need to measure
+    if known:
+        chosen += [r.node for r in known]
+        measured += [r.as_dict() | {"fixed_step": True} for r in known]
+        step(f"recompiling with {len(chosen)} fixed-output-step op(s) in float")
+        compiled = compile_with(tuple(chosen))
+        verdict = judge(compiled)
     for _ in range(ROUNDS):
+        if verdict is not None and verdict[3]:
+            break
         floats = {n for island in compiled.quantization.get("islands", []) for n in island["nodes"]}
         found = culprits(measure(onnx_bytes, compiled, seeds=seeds), floats)
         if not found:
@@ -184,7 +193,9 @@ def _measured_islands(in_path, compiled, compile_with, judge, step, seeds):
         compiled.quantization.setdefault("notes", []).append(
             f"{len(chosen)} op(s) computed in float: their int8 kernels differed from ONNX Runtime's QDQ model by "
             f"more than {LOCAL_STEPS:g} quantization steps of their own (measured per tensor): "
-            + ", ".join(f"{r['node']} ({r['op_type']}, {r['local_steps']:g} steps)" for r in measured))
+            + ", ".join(f"{r['node']} ({r['op_type']}, {r['local_steps']:g} steps"
+                        + (", its int8 kernel's fixed output step" if r.get("fixed_step") else "") + ")"
+                        for r in measured))
     return compiled, verdict
 
 

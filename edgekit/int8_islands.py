@@ -6,7 +6,8 @@ model with the same tensor of the QDQ model, and are then compiled in float betw
 Each quantized tensor (a QuantizeLinear output of the QDQ model keeps its name in the TFLite model) is compared in
 its own quantization steps. An op's *local* error is how many steps its output is off beyond the worst of its
 quantized inputs (error carried in is not the op's fault); the ops whose local error exceeds LOCAL_STEPS are the
-candidates, worst first.
+candidates, worst first. Fixed-output-step kernels whose step is far coarser than the quantizer's
+(fixed_step_losses) are chosen first, from the QDQ model alone.
 """
 from __future__ import annotations
 
@@ -110,6 +111,38 @@ def measure(onnx_bytes: bytes, compiled, seeds=(0,)) -> list[OpError]:
         rows.append(OpError(node.name, node.op_type, name, steps, steps - max(carried, default=0.0), feeders))
     rows.sort(key=lambda r: -r.local_steps)
     return rows
+
+
+#: ONNX ops whose LiteRT int8 kernels write a fixed output step (quantization.FIXED_OUTPUT), by that step
+FIXED_STEP = {"Tanh": 1.0 / 128, "Sigmoid": 1.0 / 256, "Softmax": 1.0 / 256}
+
+
+def fixed_step_losses(onnx_bytes: bytes) -> list[OpError]:
+    """Ops that cannot meet their quantizer's output step in int8, known without measuring: LiteRT's TANH, LOGISTIC
+    and SOFTMAX write steps of 1/128 or 1/256 whatever the output's calibrated step, and the compiler requantizes
+    after them, so their rounding (up to half the fixed step) is more than LOCAL_STEPS of the calibrated step once
+    the fixed step exceeds 2·LOCAL_STEPS of it. Seen on a deep tanh chain: every Tanh past the 9th had outputs
+    below 1/256 and wrote zeros, which the measured rounds (PER_ROUND × ROUNDS ops) could not all reach.
+    `steps`/`local_steps` carry the worst rounding in calibrated steps (fixed step / 2 / calibrated step)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(onnx_bytes)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    readers: dict = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    found = []
+    for n in model.graph.node:
+        fixed = FIXED_STEP.get(n.op_type)
+        quantizers = [q for q in readers.get(n.output[0], []) if q.op_type == "QuantizeLinear"] if fixed else []
+        scales = [float(inits[q.input[1]]) for q in quantizers if q.input[1] in inits
+                  and np.size(inits[q.input[1]]) == 1]
+        if scales and fixed / 2 / min(scales) > LOCAL_STEPS:
+            off = fixed / 2 / min(scales)
+            found.append(OpError(n.name, n.op_type, quantizers[0].output[0], off, off))
+    return found
 
 
 def culprits(rows: list[OpError], floats=()) -> list[OpError]:
