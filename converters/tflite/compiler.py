@@ -74,6 +74,8 @@ def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metada
     model = _written(tgraph, metadata or {}, graph, source)
     shapes = {n: list(graph.values[n].shape) for n in graph.inputs}
     quantization = dict(graph.quantization, mode=options.precision)
+    if graph.declined or tgraph.declined:  # a fusion that did not fire is a slower model: the notes say why
+        quantization["notes"] = [*quantization.get("notes", []), *graph.declined, *tgraph.declined]
     return Compiled(model, tgraph, dict(graph.io_layouts), shapes, time.perf_counter() - start, metadata or {},
                     quantization)
 

@@ -75,6 +75,7 @@ class Graph:
     io_layouts: dict = field(default_factory=dict)  # graph input/output name -> "NHWC" where not ONNX layout
     quantization: dict = field(default_factory=dict)  # mode, notes, float islands, int8 I/O parameters
     dynamic_dims: dict = field(default_factory=dict)  # graph input -> {dim: label} of its run-time non-batch dims
+    declined: list = field(default_factory=list)  # rewrites a pass matched but did not make, with why (passes._declined)
 
     def value(self, name: str) -> Value | None:
         return self.values.get(name) if name else None

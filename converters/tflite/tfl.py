@@ -67,6 +67,7 @@ class TflGraph:
     outputs: list = field(default_factory=list)
     #: further subgraphs (a WHILE's cond and body), index i + 1 in the file; only the main graph has them
     subgraphs: list = field(default_factory=list)
+    declined: list = field(default_factory=list)  # rewrites a pass matched but did not make, with why (passes._declined)
 
     def consumers(self) -> dict:
         users: dict = {}

@@ -3,13 +3,15 @@ weights is folded into them.
 
     BatchNormalization(Conv(x, W, b), s, B, m, v) -> Conv(x, W * k, (b - m) * k + B),  k = s / sqrt(v + eps)
 
-The conv output must have no other reader. BatchNormalization left alone is lowered as MUL + ADD.
+The conv output must have no other reader. BatchNormalization left alone is lowered as MUL + ADD, and the
+conversion notes say why it was not folded (passes._declined).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edgekit.converters.tflite.ir import Graph, Value
+from edgekit.converters.tflite.passes._declined import decline
 
 #: conv op -> axis of its weight that holds output channels
 OUT_CHANNEL_AXIS = {"Conv": 0, "ConvTranspose": 1}
@@ -22,16 +24,19 @@ def run(graph: Graph, options=None) -> None:
         if bn.op_type != "BatchNormalization" or len([o for o in bn.outputs if o]) != 1:
             continue
         conv = producers.get(bn.inputs[0])
-        if conv is None or conv.op_type not in OUT_CHANNEL_AXIS or graph.sole_consumer(conv.outputs[0], consumers) is not bn:
+        if conv is None or conv.op_type not in OUT_CHANNEL_AXIS:
             continue
         params = [graph.value(n) for n in bn.inputs[1:5]]
         weight = graph.value(conv.inputs[1])
-        if weight is None or not weight.is_const or not all(p is not None and p.is_const for p in params):
-            continue
-        if conv.op_type == "ConvTranspose" and conv.attrs.get("group", 1) != 1:
-            continue
         bias = graph.value(conv.inputs[2]) if len(conv.inputs) > 2 else None
-        if bias is not None and not bias.is_const:
+        if weight is None or not weight.is_const or not all(p is not None and p.is_const for p in params) \
+                or bias is not None and not bias.is_const:
+            continue  # the support check refuses run-time weights and parameters before this pass
+        reason = ("the conv output has another reader" if graph.sole_consumer(conv.outputs[0], consumers) is not bn
+                  else "a grouped ConvTranspose" if conv.op_type == "ConvTranspose" and conv.attrs.get("group", 1) != 1
+                  else None)
+        if reason:
+            decline(graph, f"BatchNormalization folding into {conv.op_type}", f"'{bn.name}'", f"{reason} (MUL + ADD kept)")
             continue
         _fold(graph, conv, weight, params, bn.attrs.get("epsilon", 1e-5))
         graph.values[bn.outputs[0]].shape = graph.values[conv.outputs[0]].shape

@@ -4,10 +4,12 @@ pools, concatenation) is folded into that option.
 
     RELU(CONV_2D(x, w, b)) -> CONV_2D(x, w, b, fused_activation_function=RELU)
 
-The intermediate tensor must have no other reader and must not be a model output.
+The intermediate tensor must have no other reader and must not be a model output; an activation left unfused
+after a fusable op is reported with the reason (passes._declined).
 """
 from __future__ import annotations
 
+from edgekit.converters.tflite.passes._declined import decline
 from edgekit.converters.tflite.tfl import FUSABLE, TflGraph
 
 ACTIVATIONS = {"RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
@@ -21,15 +23,27 @@ def run(graph: TflGraph, options=None) -> None:
             continue
         src = act.inputs[0]
         producer = producers.get(src)
-        if producer is None or producer.code not in FUSABLE or producer.options.get("fusedActivationFunction", 0):
+        if producer is None or producer.code not in FUSABLE:
             continue
-        if len(consumers.get(src, [])) != 1 or src in outputs:
+        reason = _why_not(producer, act, src, consumers, outputs)
+        if reason:
+            decline(graph, f"{act.code} fusion into {producer.code}", f"'{src}'", reason)
             continue
-        if producer.code == "TRANSPOSE_CONV" and act.code != "RELU":
-            continue  # older LiteRT kernels only honour RELU on transpose conv
         producer.options["fusedActivationFunction"] = ACTIVATIONS[act.code]
         producer.outputs = [act.outputs[0] if o == src else o for o in producer.outputs]
         producers[act.outputs[0]] = producer
         fused.add(id(act))
     graph.ops = [op for op in graph.ops if id(op) not in fused]
     graph.prune()
+
+
+def _why_not(producer, act, src: str, consumers: dict, outputs: set) -> str | None:
+    if producer.options.get("fusedActivationFunction", 0):
+        return "the op already has a fused activation"
+    if src in outputs:
+        return "its input is a model output"
+    if len(consumers.get(src, [])) != 1:
+        return f"its input has {len(consumers[src])} readers"
+    if producer.code == "TRANSPOSE_CONV" and act.code != "RELU":
+        return "LiteRT's TRANSPOSE_CONV kernels honour only a fused RELU"
+    return None

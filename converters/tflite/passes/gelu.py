@@ -6,13 +6,14 @@ TFLite's GELU builtin with the matching `approximate` flag.
 
 The 0.5, x and (1 + ...) factors may be multiplied in any association (x * 0.5 first, 0.5 last, ...);
 `Mul(x, 0.7071)` may stand for the division by sqrt(2) and `Mul(x, Mul(x, x))` for the cube. Every
-intermediate must have no other reader.
+intermediate must have no other reader; a whole GELU left unfused for that is reported (passes._declined).
 """
 from __future__ import annotations
 
 import math
 
 from edgekit.converters.tflite.ir import Graph, Node
+from edgekit.converters.tflite.passes._declined import decline
 from edgekit.converters.tflite.passes._patterns import fuse_all, is_scalar, other_input, sole_user
 
 SQRT2 = math.sqrt(2.0)
@@ -39,9 +40,13 @@ def _fuse_one(graph: Graph) -> bool:
             continue
         found = _outer_product(graph, producers, consumers, plus_one.outputs[0], x)
         if found is None:
+            decline(graph, "GELU fusion", f"'{node.name}'", f"{node.op_type}(...) + 1 is not multiplied by 0.5 and x "
+                    "alone, or is read elsewhere (its ops are kept)")
             continue
         final, dead = found
         if not _private(graph, consumers, dead, final):
+            decline(graph, "GELU fusion", f"'{final.name}'", "an intermediate of the GELU is read elsewhere "
+                    "(its ops are kept)")
             continue
         gelu = Node("Gelu", f"{final.name}/gelu", [x], list(final.outputs), {"approximate": approximate},
                     module=final.module)

@@ -5,13 +5,15 @@ becomes one LayerNormalization node (lowered to MEAN / SUB / MUL / RSQRT / ADD w
     Add(Mul(Div(d, Sqrt(Add(v, eps))), gamma), beta) -> LayerNormalization<axis, epsilon>(x, gamma, beta)
 
 `Mul(d, d)` may stand for `Pow(d, 2)`; the affine Mul/Add are folded in only when gamma/beta are constants
-over the normalised axes, and are optional. The axes must be the trailing ones.
+over the normalised axes, and are optional. The axes must be the trailing ones. A mean subtraction that feeds
+both a square and a division (a LayerNorm's shape) but is not fused says why in the notes (passes._declined).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edgekit.converters.tflite.ir import Graph, Node, Value
+from edgekit.converters.tflite.passes._declined import decline
 from edgekit.converters.tflite.passes._patterns import fuse_all, is_scalar, other_input, reduce_axes, scalar, sole_user
 
 
@@ -63,14 +65,14 @@ def _match(graph: Graph, producers: dict, consumers: dict, sub: Node):
         return None
     var = sole_user(graph, consumers, square.outputs[0], "ReduceMean")
     if var is None or reduce_axes(graph, var, rank) != axes or not var.attrs.get("keepdims", 1):
-        return None
+        return _declined(graph, sub, "the variance is not a ReduceMean of the square over the same axes, read once")
     add_eps = sole_user(graph, consumers, var.outputs[0], "Add")
     eps = scalar(graph, other_input(add_eps, var.outputs[0]) or "") if add_eps is not None else None
     sqrt = sole_user(graph, consumers, add_eps.outputs[0], "Sqrt") if eps is not None else None
     if sqrt is None or graph.sole_consumer(sqrt.outputs[0], consumers) is not div or div.inputs[1] != sqrt.outputs[0]:
-        return None
+        return _declined(graph, sub, "the divisor is not Sqrt(variance + constant epsilon), read once")
     if graph.sole_consumer(mean.outputs[0], consumers) is not sub:
-        return None
+        return _declined(graph, sub, "the mean is read elsewhere")
     dead = [mean, sub, square, var, add_eps, sqrt, div]
     last, gamma, beta = div, None, None
     mul = sole_user(graph, consumers, div.outputs[0], "Mul")
@@ -84,6 +86,10 @@ def _match(graph: Graph, producers: dict, consumers: dict, sub: Node):
             beta, last = _affine_const(graph, beta_name, rank, axes[0]), add
             dead.append(add)
     return x, axes[0], eps, dead, last, gamma, beta
+
+
+def _declined(graph: Graph, sub: Node, reason: str) -> None:
+    decline(graph, "LayerNorm fusion", f"'{sub.name}'", f"{reason} (the decomposed ops are kept)")
 
 
 def _is_square(graph: Graph, node: Node, d: str) -> bool:
