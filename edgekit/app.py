@@ -12,7 +12,8 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from edgekit.errors import UsageError
-from edgekit.processing import Postprocess, Preprocess, _dequantize, letterbox, resize, softmax  # noqa: F401 (re-exported)
+from edgekit.processing import Postprocess, Preprocess, letterbox, resize, softmax  # noqa: F401 (re-exported)
+from edgekit.tensors import dequantize as _dequantize  # noqa: F401 (text.py imports it from here)
 
 __all__ = ["Model", "Outputs", "Prediction", "Detections", "Preprocess", "Postprocess", "resize"]
 

@@ -14,61 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import UsageError, ValidationError
+# layouts and quantization live in edgekit.tensors (re-exported: the pipeline and tests import them from here)
+from edgekit.tensors import (adapt_input, adapt_output, canonical_shape, is_channels_last,  # noqa: F401
+                             quant_params as _quant, to_channels_first, to_channels_last)
 
 SPEC_PREFIXES = ("zoo:",)
-
-
-# ---------------------------------------------------------------- layouts and quantization
-
-def is_channels_last(layout: str | None) -> bool:
-    """'NHWC', 'NWC', 'NDHWC' → True; 'NCHW', None → False."""
-    return bool(layout) and len(layout) >= 3 and layout[0] == "N" and layout[-1] == "C" and layout[1] != "C"
-
-
-def to_channels_first(arr: np.ndarray) -> np.ndarray:
-    return np.moveaxis(arr, -1, 1)
-
-
-def to_channels_last(arr: np.ndarray) -> np.ndarray:
-    return np.moveaxis(arr, 1, -1)
-
-
-def canonical_shape(info) -> tuple:
-    """The input's shape in channels-first order (how the reference and PyTorch see it)."""
-    shape = tuple(info.shape)
-    if is_channels_last(info.layout) and len(shape) == len(info.layout):
-        return (shape[0], shape[-1], *shape[1:-1])
-    return shape
-
-
-def _quant(info):
-    q = info.quantization or {}
-    if not q.get("scale") or np.dtype(info.dtype).kind not in "iu":
-        return None
-    return float(q["scale"][0]), int(q["zero_point"][0]) if q.get("zero_point") else 0
-
-
-def adapt_input(arr: np.ndarray, info) -> np.ndarray:
-    """A reference-layout (channels-first, float) array → what this model's input expects."""
-    if is_channels_last(info.layout) and arr.ndim == len(info.layout):
-        arr = to_channels_last(arr)
-    q = _quant(info)
-    if q and np.issubdtype(arr.dtype, np.floating):
-        scale, zero = q
-        lim = np.iinfo(info.dtype)
-        arr = np.clip(np.round(arr / scale) + zero, lim.min, lim.max).astype(info.dtype)
-    return np.ascontiguousarray(arr)
-
-
-def adapt_output(arr: np.ndarray, info) -> np.ndarray:
-    """This model's output → reference terms (dequantized, channels-first)."""
-    q = _quant(info) if info is not None else None
-    if q:
-        scale, zero = q
-        arr = (arr.astype(np.float32) - zero) * scale
-    if info is not None and is_channels_last(info.layout) and arr.ndim == len(info.layout):
-        arr = to_channels_first(arr)
-    return arr
 
 
 # ---------------------------------------------------------------- candidates

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgekit.errors import UsageError
+from edgekit.tensors import dequantize as _dequantize, quantize as _to_dtype  # noqa: F401 (_dequantize: app, text)
 
 __all__ = ["Preprocess", "Postprocess", "parse_spec", "parse_options", "load_processing_file", "resize", "letterbox",
            "center_crop", "softmax"]
@@ -368,27 +369,6 @@ def _resize_weights(n_in: int, n_out: int, method: str) -> np.ndarray:
         support = max(scale, 1.0)
         weights = np.clip(1.0 - np.abs((src[None] + 0.5 - centers[:, None]) / support), 0, None)
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _to_dtype(x: np.ndarray, dtype: np.dtype, info) -> np.ndarray:
-    if np.issubdtype(dtype, np.integer):
-        q = info.quantization
-        if q and q.get("scale"):
-            scale = np.float32(q["scale"][0])
-            zero = q["zero_point"][0] if q.get("zero_point") else 0
-            x = np.round(x / scale) + zero
-        bounds = np.iinfo(dtype)
-        return np.clip(np.round(x), bounds.min, bounds.max).astype(dtype)
-    return np.ascontiguousarray(x.astype(dtype, copy=False))
-
-
-def _dequantize(values: np.ndarray, info) -> np.ndarray:
-    values = np.asarray(values)
-    q = info.quantization
-    if np.issubdtype(values.dtype, np.integer) and q and q.get("scale"):
-        zero = q["zero_point"][0] if q.get("zero_point") else 0
-        return (values.astype(np.float32) - np.float32(zero)) * np.float32(q["scale"][0])
-    return values.astype(np.float32, copy=False)
 
 
 # ------------------------------------------------------------------ spec value parsing (TOML/JSON values or CLI strings)
