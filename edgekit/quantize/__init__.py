@@ -148,6 +148,17 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
                                                       progress)) if mode == "static" else None,
                              lambda: _calibration_batches(source, infos, batch, cal_stop, evaluator))
         variants.base_cache = cache
+        amplified = []
+        if mode == "static" and fmt == "qdq":  # rounding a normalisation turns into many output steps (ViT)
+            from edgekit.quantize.amplifiers import AMPLIFY_STEPS, amplified_inputs
+            amplified = amplified_inputs(fm.proto, cache, variants.calibration_batches(), skip=plan.float_tensors,
+                                         threads=threads)
+            if amplified:
+                plan = plan.with_float_tensors(*(a.tensor for a in amplified))
+                notes.append(f"kept {len(amplified)} tensor(s) in float32 whose one-step rounding moves a "
+                             f"normalisation's output by more than {AMPLIFY_STEPS:g} of its steps (measured on the "
+                             "calibration data): " + ", ".join(f"{a.tensor} (x{a.gain:.1f} at {a.norm})"
+                                                               for a in amplified))
         built: dict[Plan, bytes] = {}
 
         def make(p: Plan) -> bytes:
@@ -256,6 +267,8 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
         if tensor_level:
             summary["float_tensor_modules"] = {t: _label_of(t, blame_rows) for t in plan.float_tensors}
         summary["techniques"] = techniques
+        if amplified:
+            summary["amplified_tensors"] = [a.as_dict() for a in amplified]
         b.record_summary(final, summary)
         save_onnx(final, out)
     for s in (source, esource):
