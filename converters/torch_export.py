@@ -322,6 +322,11 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
         if get(spec[4:]).task == "detection":  # compare, quantize and the pipeline then judge it by its boxes
             from edgekit.detection import mark_head
             mark_head(proto, proto.graph.output[0].name)
+    if spec.startswith("zoo:"):  # the zoo model's processing and labels, for apps: edgekit.load(model).detect()
+        from edgekit.processing import processing_metadata
+        from edgekit.zoo import get
+        for key, value in processing_metadata(get(spec[4:]).processing).items() if get(spec[4:]).processing else ():
+            set_metadata(proto, key, value)
     result = ExportResult(None, used, note, _opset_of(proto), [i.__dict__ | {"shape": list(i.shape)} for i in source.inputs],
                           [o.name for o in proto.graph.output], validation, valid, axes)
     if valid or keep_invalid:

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from edgekit.app import Model
 from edgekit.errors import UsageError
-from edgekit.processing import Postprocess, Preprocess
+from edgekit.processing import Postprocess, Preprocess, processing_from_metadata
 
 __all__ = ["load"]
 
@@ -50,10 +50,15 @@ def load(source: str | os.PathLike | bytes, *, runtime: str = "auto", provider: 
         session = runtimes.load(source, runtime=runtime, provider=provider, threads=threads)
         label = str(source) if not isinstance(source, (bytes, bytearray)) else "<bytes>"
     manifest_ = manifest or {}
-    labels = list(labels) if labels is not None else manifest_.get("labels")
-    pre_spec = preprocess if preprocess is not None else manifest_.get("preprocess")
-    post_spec = postprocess if postprocess is not None else manifest_.get("postprocess")
     try:
+        # what neither the caller nor a bundle's manifest says comes from the model's own metadata (edgekit export
+        # writes it for zoo detectors/segmenters; convert carries it into the .tflite)
+        own = {} if all(v is not None for v in (labels, preprocess, postprocess)) else \
+            processing_from_metadata(getattr(session, "metadata", None), f"'{label}'")
+        labels = _first(labels, manifest_.get("labels"), own.get("labels"))
+        labels = list(labels) if labels is not None else None
+        pre_spec = _first(preprocess, manifest_.get("preprocess"), own.get("preprocess"))
+        post_spec = _first(postprocess, manifest_.get("postprocess"), own.get("postprocess"))
         pre = Preprocess.from_spec(pre_spec, session.inputs) if pre_spec else None
         post = Postprocess.from_spec(post_spec or {}, session.outputs, labels) if post_spec is not None or labels else None
     except Exception:
@@ -65,6 +70,10 @@ def load(source: str | os.PathLike | bytes, *, runtime: str = "auto", provider: 
         return attach_tokenizer(model, tokenizer if tokenizer is not None else bundled_tokenizer,
                                 model_bytes if manifest else source, max_length)
     return model
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
 
 
 def _is_bundle(source) -> bool:

@@ -20,7 +20,7 @@ from edgekit.errors import UsageError
 from edgekit.tensors import dequantize as _dequantize, quantize as _to_dtype  # noqa: F401 (_dequantize: app, text)
 
 __all__ = ["Preprocess", "Postprocess", "parse_spec", "parse_options", "load_processing_file", "resize", "letterbox",
-           "center_crop", "softmax"]
+           "center_crop", "softmax", "PROCESSING_KEY", "processing_metadata", "processing_from_metadata"]
 
 IMAGE_LAYOUTS = ("NCHW", "NHWC")
 RESIZE_METHODS = ("bilinear", "area", "nearest")
@@ -301,12 +301,45 @@ def load_processing_file(path: str | os.PathLike) -> dict:
     if not isinstance(doc, dict):
         raise UsageError(f"'{path}' must hold a table/object of options.")
     if {"preprocess", "postprocess", "labels"} & set(doc):
-        extra = sorted(set(doc) - {"preprocess", "postprocess", "labels"})
-        if extra:
-            raise UsageError(f"'{path}' has unknown top-level keys {extra}.",
-                             hint="Use the tables [preprocess] and [postprocess] and a `labels` list.")
-        return {k: doc[k] for k in ("preprocess", "postprocess", "labels") if k in doc}
+        return _processing_tables(doc, f"'{path}'")
     return {"preprocess": doc}
+
+
+def _processing_tables(doc: Mapping, where: str) -> dict:
+    extra = sorted(set(doc) - {"preprocess", "postprocess", "labels"})
+    if extra:
+        raise UsageError(f"{where} has unknown top-level keys {extra}.",
+                         hint="Use the tables [preprocess] and [postprocess] and a `labels` list.")
+    return {k: doc[k] for k in ("preprocess", "postprocess", "labels") if k in doc}
+
+
+#: model metadata key (ONNX metadata_props; convert carries it into the .tflite) holding the model's own processing in
+#: the processing file's form {"preprocess": {...}, "postprocess": {...}, "labels": [...]}: edgekit.load reads it for a
+#: plain .onnx/.tflite (a bundle's manifest and load()'s arguments come first), so the file alone detects or classifies
+PROCESSING_KEY = "edgekit.processing"
+
+
+def processing_metadata(processing: Mapping) -> dict[str, str]:
+    """{PROCESSING_KEY: JSON} for a model's metadata, from a processing file's tables (checked: known keys only)."""
+    tables = _processing_tables(processing, "The model's processing")
+    if "preprocess" in tables:
+        tables["preprocess"] = parse_spec(tables["preprocess"])
+    return {PROCESSING_KEY: json.dumps(tables, sort_keys=True)}
+
+
+def processing_from_metadata(metadata: Mapping | None, source: str = "the model") -> dict:
+    """The processing a model declares in its metadata (PROCESSING_KEY), {} when none; unreadable → UsageError."""
+    raw = (metadata or {}).get(PROCESSING_KEY)
+    if raw is None:
+        return {}
+    try:
+        doc = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        doc = exc
+    if not isinstance(doc, Mapping):
+        raise UsageError(f"The '{PROCESSING_KEY}' metadata of {source} is not a JSON object ({str(doc)[:80]}).",
+                         hint="Pass preprocess=/postprocess=/labels= to edgekit.load, or re-export the model.")
+    return _processing_tables(doc, f"The '{PROCESSING_KEY}' metadata of {source}")
 
 
 # ------------------------------------------------------------------ numeric helpers

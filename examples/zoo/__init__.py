@@ -19,6 +19,9 @@ class ZooEntry:
     task: str = "classification"  # classification | regression | generation | detection | segmentation
     dynamic_axes: dict = field(default_factory=dict)  # {input: {dim: label}} validated at two sizes
     description: str = ""
+    # how apps feed it and name its classes, in the processing file's form (edgekit.processing); export writes it into
+    # the model's metadata so `edgekit.load(model).detect()/segment()` needs nothing else
+    processing: dict = field(default_factory=dict)
 
     def build(self):
         module, func = self.factory.split(":")
@@ -26,6 +29,9 @@ class ZooEntry:
 
 
 _SEQ = {"x": {1: "seq"}}
+_SHAPES = ["rectangle", "circle", "triangle"]  # edgekit.zoo.detection.SHAPES (that module imports torch)
+# trained on undistorted 64x64 scenes: other images keep their aspect ratio, padded grey, as YOLO-style models expect
+_SHAPES_IMAGE = {"kind": "image", "layout": "NCHW", "scale": 1 / 255, "letterbox": True}
 ZOO = {e.name: e for e in [
     ZooEntry("mlp", "feedforward:mlp", (("x", (1, 64), "float32"),), ("logits",), "mlp",
              description="3-layer MLP on flattened 8x8 digits"),
@@ -55,11 +61,13 @@ ZOO = {e.name: e for e in [
     ZooEntry("detector", "detection:tiny_detector", (("image", (1, 3, 64, 64), "float32"),), ("detections",),
              "detection", task="detection",
              description="YOLO-style anchor-free detector (DFL box bins, grid decode) for 64x64 synthetic shapes; "
-                         "train with edgekit.zoo.detection.train"),
+                         "train with edgekit.zoo.detection.train",
+             processing={"preprocess": _SHAPES_IMAGE, "labels": _SHAPES}),
     ZooEntry("segmenter", "segmentation:tiny_unet", (("image", (1, 3, 64, 64), "float32"),), ("logits",),
              "segmentation", task="segmentation",
              description="U-Net-style segmenter (strided encoder, nearest Upsample + skip concats) to per-pixel "
-                         "logits [1, 4, 64, 64] for synthetic shapes; train with edgekit.zoo.segmentation.train"),
+                         "logits [1, 4, 64, 64] for synthetic shapes; train with edgekit.zoo.segmentation.train",
+             processing={"preprocess": _SHAPES_IMAGE, "labels": ["background", *_SHAPES]}),
     ZooEntry("gan_discriminator", "generative:gan_discriminator", (("image", (1, 1, 28, 28), "float32"),),
              ("score",), "gan", description="GAN discriminator: Conv, LeakyReLU, Sigmoid"),
 ]}
