@@ -373,35 +373,9 @@ def _model_metadata(fmt: str, data: bytes, session) -> dict:
     """edgekit.* metadata: ONNX metadata_props (via the runtime), TFLite metadata buffers named edgekit*."""
     raw = dict(session.metadata or {})
     if fmt == "tflite" and not raw:
-        raw = _tflite_metadata(data)
+        from edgekit.runtimes.litert import read_edgekit_metadata
+        raw = read_edgekit_metadata(data)
     return {k: _maybe_json(v) for k, v in raw.items() if str(k).startswith("edgekit")}
-
-
-def _tflite_metadata(data: bytes) -> dict:
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        return {}
-    found: dict = {}
-    try:
-        model = schema.Model.GetRootAs(data, 0)
-        for i in range(model.MetadataLength()):
-            entry = model.Metadata(i)
-            name = (entry.Name() or b"").decode("utf-8", "replace")
-            if not name.startswith("edgekit"):
-                continue
-            buf = model.Buffers(entry.Buffer())
-            if buf is None or buf.DataLength() == 0:
-                continue
-            text = buf.DataAsNumpy().tobytes().decode("utf-8", "replace")
-            value = _maybe_json(text)
-            if name == "edgekit" and isinstance(value, dict):
-                found.update({k if k.startswith("edgekit") else f"edgekit.{k}": v for k, v in value.items()})
-            else:
-                found[name] = value
-    except Exception:  # metadata is informative only; a model LiteRT loads is never refused over it
-        return found
-    return found
 
 
 def _maybe_json(value):

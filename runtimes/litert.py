@@ -179,17 +179,31 @@ def _metadata(model: bytes | str) -> dict:
     return read_edgekit_metadata(model)
 
 
-def read_edgekit_metadata(model_bytes: bytes) -> dict:
-    """Parse the flatbuffer's `metadata` entries with the schema's generated reader (no private interpreter API)."""
+def read_edgekit_metadata(model_bytes: bytes, *, others: bool = False) -> dict:
+    """The flatbuffer's `metadata` entries, parsed with the schema's generated reader (no private interpreter API):
+    the keys of the JSON entry our compiler writes ('edgekit'), each other 'edgekit*' entry's text, and with
+    others=True every remaining entry as '<N bytes>'. The one TFLite metadata reader (sessions, bundles, inspect);
+    an unreadable entry is skipped: metadata informs, and a model LiteRT loads is never refused over it."""
     try:
         from ai_edge_litert import schema_py_generated as fb
         model = fb.Model.GetRootAs(model_bytes, 0)
-        for i in range(model.MetadataLength()):
-            entry = model.Metadata(i)
-            if entry.Name() == b"edgekit":
-                raw = model.Buffers(entry.Buffer()).DataAsNumpy()
-                data = json.loads(bytes(raw).decode("utf-8")) if not isinstance(raw, int) else {}
-                return data if isinstance(data, dict) else {}
-    except (ImportError, ValueError, IndexError, UnicodeDecodeError, AttributeError):
+        count = model.MetadataLength()
+    except (ImportError, ValueError, IndexError, AttributeError):
         return {}
-    return {}
+    found: dict = {}
+    for i in range(count):
+        try:
+            entry = model.Metadata(i)
+            name = (entry.Name() or b"").decode("utf-8", "replace")
+            raw = model.Buffers(entry.Buffer()).DataAsNumpy()
+            data = b"" if isinstance(raw, int) else bytes(raw)
+            if name == "edgekit":
+                value = json.loads(data.decode("utf-8")) if data else {}
+                found.update(value if isinstance(value, dict) else {})
+            elif name.startswith("edgekit"):
+                found[name] = data.decode("utf-8", "replace")
+            elif others:
+                found[name] = f"<{len(data)} bytes>"
+        except (ValueError, IndexError, UnicodeDecodeError, AttributeError):
+            continue
+    return found

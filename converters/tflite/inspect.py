@@ -37,7 +37,8 @@ def describe_tflite(path) -> dict:
         entry["tensors"] += 1
         entry["parameters"] += int(np.prod(t.shape)) if t.shape is not None and len(t.shape) else 1
         entry["bytes"] += len(buf.data)
-    metadata = _metadata(model)
+    from edgekit.runtimes.litert import read_edgekit_metadata
+    metadata = read_edgekit_metadata(bytes(data), others=True)
     layouts = json.loads(metadata.get("edgekit.io_layouts", "{}") or "{}")
     return {
         "format": "tflite",
@@ -116,18 +117,3 @@ def _tensor_quantization(model, sub, types, metadata) -> dict:
         compiled = {}
     return {**counts, "mode": compiled.get("mode"), "float_islands": compiled.get("islands", []),
             "int8_io": compiled.get("io", {}), "tensors": tensors}
-
-
-def _metadata(model) -> dict:
-    out = {}
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        raw = model.buffers[entry.buffer].data
-        if name == "edgekit" and raw is not None:
-            try:
-                out.update(json.loads(bytes(raw).decode()))
-            except ValueError:
-                pass
-        else:
-            out[name] = f"<{0 if raw is None else len(raw)} bytes>"
-    return out
