@@ -232,7 +232,7 @@ def _group_by_op(nodes: list[dict]) -> list[dict]:
 
 def _profile_litert(model, runtime, provider, threads, batch, dims, inputs, seed, runs, warmup) -> dict:
     import edgekit.runtimes as runtimes
-    from edgekit.bench import time_session
+    from edgekit.timing import time_session
 
     with runtimes.load(model, runtime=runtime, provider=provider, threads=threads) as session:
         feeds = _feeds(session, batch, dims, inputs, seed)

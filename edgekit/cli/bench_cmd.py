@@ -212,7 +212,7 @@ class _Progress:
     def update(self, event: dict) -> None:
         import time
 
-        from edgekit.bench import DEFAULT_MIN_TIME, MIN_RUNS
+        from edgekit.timing import DEFAULT_MIN_TIME, MIN_RUNS
         idx, phase = event["index"], event["phase"]
         if phase == "start":
             self.tasks[idx] = self.progress.add_task(str(event["model"]), total=1.0, phase="starting")
