@@ -70,6 +70,9 @@ def compile_onnx(model_or_path, input_shapes=None, nhwc_io: bool = False, metada
     tgraph = lower(graph, source)
     for p in passes.TFLITE_PASSES:
         p.run(tgraph, options)
+        if p in passes.SUBGRAPH_PASSES:
+            for sub in tgraph.subgraphs:
+                p.run(sub, options)
     raise_if_any(kernel_check.check(tgraph, graph), source)
     model = _written(tgraph, metadata or {}, graph, source)
     shapes = {n: list(graph.values[n].shape) for n in graph.inputs}

@@ -18,3 +18,5 @@ FOLDING = (fp16_model, dynamic_quant, qdq, dropout, constant_folding, layernorm,
 IR_PASSES = (float_islands, fold_batchnorm, int8_weights, layout, dense_layout)
 #: after lowering, on the TFLite graph
 TFLITE_PASSES = (cancel_transposes, fuse_activation, requantize, dynamic_range, fp16_weights)
+#: TFLite passes that also run on every further subgraph (a WHILE's body holds weights of its own): weight storage only
+SUBGRAPH_PASSES = (dynamic_range, fp16_weights)

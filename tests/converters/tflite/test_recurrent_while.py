@@ -175,3 +175,25 @@ def test_zoo_recurrent_models_in_the_loop(zoo_onnx, name):
     assert "WHILE" in compiled.op_histogram
     for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
         assert d.within(0.0, 1e-4), f"{name}@{steps}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
+
+
+# ------------------------------------------------------------------ precision passes reach the loop bodies' weights
+@pytest.mark.parametrize("precision, stored", [("fp16", np.float16), ("dynamic", np.int8)])
+def test_weight_precision_reaches_the_loop_body(zoo_onnx, precision, stored):
+    """FP16 / dynamic-range store the recurrent weights R in the WHILE bodies as they do in the main graph (they
+    stayed float32 there: the file kept full-size copies) and the model still matches ONNX Runtime."""
+    from edgekit.convert import validate_tflite
+    steps = 3 * LOOP_CHUNK_STEPS + 5
+    path = zoo_onnx("lstm", f"1x{steps}x8")
+    plain, compiled = compile_onnx(path), compile_onnx(path, precision=precision)
+    bodies = compiled.graph.subgraphs
+    assert bodies and "WHILE" in compiled.op_histogram
+
+    def big_float32(graph):
+        return [t.name for t in graph.tensors.values() if t.data is not None and t.dtype == np.float32
+                and t.data.size >= 64]
+    assert all(not big_float32(sub) for sub in bodies), [big_float32(sub) for sub in bodies]
+    assert any(t.data is not None and t.dtype == stored for sub in bodies for t in sub.tensors.values())
+    assert len(compiled.to_bytes()) < 0.75 * len(plain.to_bytes())
+    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
+        assert d.within(0.0, 2e-2), f"{precision}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
