@@ -88,35 +88,45 @@ class LiteRtSession(Session):
         self._out = [(o.name, d["index"]) for o, d in zip(self.outputs, interp.get_output_details())]
         self._dynamic = any(-1 in list(d.get("shape_signature", [])) for d in interp.get_input_details())
         self._shapes = {d["index"]: tuple(d["shape"]) for d in interp.get_input_details()}
+        self._sized = tuple(self._shapes[i] for i in self._in_idx)  # the input shapes allocated now
         self.options = {"xnnpack": xnnpack, "package": _package_label(Interpreter)}
         return self
 
     def _prepare(self, feeds):
         return [(idx, feeds[info.name]) for idx, info in zip(self._in_idx, self.inputs)]
 
+    def _size_for(self, prepared, sizes: tuple) -> None:
+        """Resize the dynamic inputs to these arrays' shapes and re-allocate, only when they differ from the
+        allocated ones (allocation plans every tensor: far dearer than a call at an unchanged size)."""
+        if sizes == self._sized:
+            return
+        interp = self._interp
+        for idx, arr in prepared:
+            if self._shapes[idx] != arr.shape:
+                interp.resize_tensor_input(idx, arr.shape)
+                self._shapes[idx] = arr.shape
+        interp.allocate_tensors()
+        self._sized = sizes
+
     def _run_prepared(self, prepared):
         interp = self._interp
         if self._dynamic:
-            resized = False
-            for idx, arr in prepared:
-                if self._shapes[idx] != arr.shape:
-                    interp.resize_tensor_input(idx, arr.shape)
-                    self._shapes[idx] = arr.shape
-                    resized = True
-            if resized:
-                interp.allocate_tensors()
+            self._size_for(prepared, tuple(arr.shape for _, arr in prepared))
         for idx, arr in prepared:
             interp.set_tensor(idx, arr)
         interp.invoke()
         return {name: interp.get_tensor(idx) for name, idx in self._out}
 
     def runner(self, prepared):
-        if self._dynamic:
-            self._run_prepared(prepared)  # resize and allocate once, outside the timed calls
         interp, outs = self._interp, [idx for _, idx in self._out]
         set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
+        sizes = tuple(arr.shape for _, arr in prepared) if self._dynamic else None
+        if sizes is not None:
+            self._size_for(prepared, sizes)  # resize and allocate once, outside the timed calls
 
         def run_once():
+            if sizes is not None and self._sized is not sizes:  # a run at another size came in between
+                self._size_for(prepared, sizes)
             for idx, arr in prepared:
                 set_tensor(idx, arr)
             invoke()
