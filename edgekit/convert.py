@@ -123,10 +123,12 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
         atomic_write(out, data)
         result.written = True
     if not passed:
-        worst = max(diffs, key=lambda d: d.max_abs / max(d.scale, 1e-12))
+        worst = max(diffs, key=lambda d: (d.nonfinite > 0, d.max_abs / max(d.scale, 1e-12)))
         err = ValidationError(
             f"The TFLite model's output '{worst.name}' differs from ONNX Runtime by {worst.max_abs:.3g} "
-            f"(output scale {worst.scale:.3g}; tolerance atol={limits[worst.name]:g} + rtol={rtol:g}·scale"
+            + (f"where both are finite, and {worst.nonfinite} of its values are NaN or infinite where ONNX Runtime's "
+               f"are finite " if worst.nonfinite else "")
+            + f"(output scale {worst.scale:.3g}; tolerance atol={limits[worst.name]:g} + rtol={rtol:g}·scale"
             + (f", {INT8_STEPS} quantization steps" if steps and atol is None else "")
             + (f"; atol is {default_atol:g} × the activation scale {activations[worst.name]:.3g} of the float values "
                f"it is computed from" if worst.name in scaled else "")
