@@ -3,12 +3,14 @@ node, which runs in whatever layout its input has (NHWC after convolutions), so 
 
     Reshape(Transpose(Reshape(x: [N,C,H,W], [N,g,C/g,H,W]), perm=[0,2,1,3,4]), [N,C,H,W]) -> ChannelShuffle<group=g>(x)
 
-Both intermediates must have no other reader. The lowering (lowerings/fused.py) moves the channels with one
+Both intermediates must have no other reader (a grouped transpose left unfused for that says why in the notes,
+passes._declined). The lowering (lowerings/fused.py) moves the channels with one
 RESHAPE + TRANSPOSE (of the two channel factors only) + RESHAPE.
 """
 from __future__ import annotations
 
 from edgekit.converters.tflite.ir import Graph, Node
+from edgekit.converters.tflite.passes._declined import decline
 from edgekit.converters.tflite.passes._patterns import fuse_all, sole_user
 
 
@@ -33,6 +35,8 @@ def _fuse_one(graph: Graph) -> bool:
             continue
         merge = sole_user(graph, consumers, swap.outputs[0], "Reshape")
         if merge is None or graph.values[merge.outputs[0]].shape != x.shape:
+            decline(graph, "channel shuffle fusion", f"'{swap.name}'", "the transposed groups are read elsewhere or not "
+                    "reshaped back to the input's shape (a 5-D TRANSPOSE is kept)")
             continue
         fused = Node("ChannelShuffle", f"{merge.name}/channel_shuffle", [split.inputs[0]], list(merge.outputs),
                      {"group": int(g)}, domain="edgekit", module=merge.module)
