@@ -106,7 +106,7 @@ def _open(model: str, runtime: str, provider: str, threads: int | None):
 def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: int | None = None,
             batch: int | None = None, dims: dict | None = None, inputs=None, seed: int = 0,
             atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None,
-            input_shapes: list[str] | None = None, check: bool = False, preprocess=None) -> dict:
+            input_shapes: list[str] | None = None, check: bool = False, preprocess=None, eval_data=None) -> dict:
     """Compare models[1:] against models[0] on the same inputs; returns a JSON-ready report.
 
     A PyTorch SPEC among the models runs at `input_shapes` (export's --input-shape strings: '1x3x32x32',
@@ -118,6 +118,11 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
     Images feed the reference's one input through `preprocess` (edgekit.processing's spec in any form; default:
     image calibration's, scale=1/255 and the layout from the channel axis), so compare sees the tensor calibration
     and an app with the same spec see.
+
+    eval_data: an .npz with detection labels 'labels' [N, M, 5] (x1, y1, x2, y2 in model-input pixels, class; class < 0
+    pads), one row per input image (the inputs' order; images as calibration lists them); it may also hold the inputs
+    themselves (the keys --inputs reads), used when `inputs` is None. Detectors then get mAP@0.5 per model, the
+    reference's too, in report["evaluation"] (labels inside an --inputs .npz do the same).
 
     Gates: an output fails when |got - ref| > atol + rtol * max|ref| (either given; the other counts as 0),
     when its cosine similarity is below `min_cosine`, or when it has NaN/Inf where the reference has none.
@@ -163,8 +168,10 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
     try:
         ref = sessions[0]
         # reference-layout (channels-first) inputs, generated once from the reference's declared inputs
-        given = None
-        if inputs and _is_npz(inputs):
+        given, eval_arrays = None, load_npz(eval_data, None) if eval_data is not None else None
+        if eval_arrays is not None and not inputs:
+            given, ref_feeds = eval_arrays, _match_npz(eval_arrays, ref, eval_data)
+        elif inputs and _is_npz(inputs):
             given = load_npz(_one(inputs), None)
             ref_feeds = _match_npz(given, ref, _one(inputs))
         elif inputs:
@@ -184,8 +191,18 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
         results = []
         reference_boxes = _detections_of(ref, outputs[0])
         labels = _box_labels(given, ref_feeds) if given is not None and reference_boxes is not None else None
+        if eval_arrays is not None:
+            labels = _eval_labels(eval_arrays, eval_data, ref_feeds, reference_boxes, models[0])
+        scored = [(models[0], reference_boxes)]
         for sess, model, outs in zip(sessions[1:], models[1:], outputs[1:]):
-            pairs, note = align_outputs(outputs[0], outs)
+            candidate_boxes = _detections_of(sess, outs) if reference_boxes is not None else None
+            try:
+                pairs, note = align_outputs(outputs[0], outs)
+            except UsageError:
+                if candidate_boxes is None:
+                    raise
+                # a head (decoded + NMS in numpy) against NMS inside: no common tensors, the same kind of boxes
+                pairs, note = [], f"by their detections alone ({list(outputs[0])} vs {list(outs)})"
             diffs = []
             for ref_name, cand_name in pairs:
                 try:
@@ -203,22 +220,26 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
             results.append({"model": model, "runtime": sess.runtime, "provider": sess.provider,
                             "alignment": note, "outputs": diffs, "passed": all(r["passed"] for r in diffs),
                             "notes": list(getattr(sess, "notes", []))})
-            candidate_boxes = _detections_of(sess, outs) if reference_boxes is not None else None
             if candidate_boxes is not None:  # detectors: box for box against the reference (and mAP with labels)
                 from edgekit.detection_metrics import judge
                 results[-1]["detections"] = judge(reference_boxes, candidate_boxes, labels)
+            scored.append((model, candidate_boxes))
+        evaluation = _evaluation(scored, labels, eval_data or _one(inputs)) if labels is not None else None
     finally:
         for s in sessions:
             s.close()
     report = {
         "reference": {"model": models[0], "runtime": sessions[0].runtime, "provider": sessions[0].provider},
-        "inputs": {"source": _describe_inputs(inputs, preprocess, ref_feeds) if inputs else f"random (seed {seed})",
+        "inputs": {"source": _describe_inputs(inputs or eval_data, preprocess, ref_feeds) if inputs or eval_data
+                   else f"random (seed {seed})",
                    "shapes": {k: list(v.shape) for k, v in ref_feeds.items()},
                    "dtypes": {k: v.dtype.name for k, v in ref_feeds.items()}},
         "gates": {"atol": atol, "rtol": rtol, "min_cosine": min_cosine},
         "candidates": results,
         "passed": all(r["passed"] for r in results),
     }
+    if evaluation is not None:
+        report["evaluation"] = evaluation
     report = json_safe(report)
     if check and not report["passed"]:
         raise gate_failure(report)
@@ -310,6 +331,34 @@ def _box_labels(arrays: dict, ref_feeds: dict) -> list | None:
     labels = box_labels(arrays.get("labels"))
     n = len(next(iter(ref_feeds.values()))) if ref_feeds else 0
     return labels if labels is not None and len(labels) == n else None
+
+
+def _eval_labels(arrays: dict, path, ref_feeds: dict, reference_boxes, reference: str) -> list:
+    """--eval's labels with boxes, one row per input image; anything else is refused, never silently unused."""
+    from edgekit.detection_metrics import box_labels
+    if reference_boxes is None:
+        raise UsageError(f"--eval scores detections, and the reference '{reference}' does not output any.",
+                         hint="Give a detector first: outputs boxes/scores/classes/count (export --nms) or a head "
+                              "marked by `edgekit export zoo:...`.")
+    labels = box_labels(arrays.get("labels"))
+    if labels is None:
+        got = list(np.shape(arrays["labels"])) if "labels" in arrays else f"no 'labels' (keys {sorted(arrays)})"
+        raise UsageError(f"'{path}' must hold 'labels' [N, M, 5] (x1, y1, x2, y2, class per box; class < 0 pads); "
+                         f"it has {got}.", hint="numpy.savez(path, labels=padded_boxes) with boxes in input pixels.")
+    n = len(next(iter(ref_feeds.values())))
+    if len(labels) != n:
+        raise UsageError(f"'{path}' labels {len(labels)} image(s) and the inputs hold {n}.",
+                         hint="Give one labels row per input image, in the inputs' order.")
+    return labels
+
+
+def _evaluation(scored: list, labels: list, source) -> dict:
+    """mAP@0.5 of every model whose outputs are detections (None for one whose are not) against the labels."""
+    from edgekit.detection_metrics import map50
+    return {"metric": "mAP@0.5", "labels": str(source), "images": len(labels),
+            "boxes": int(sum(len(lab["classes"]) for lab in labels)),
+            "models": [{"model": m, "map50": map50(found, labels) if found is not None else None}
+                       for m, found in scored]}
 
 
 def _float_view(info) -> np.dtype:

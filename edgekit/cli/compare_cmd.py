@@ -14,14 +14,17 @@ from edgekit.cli.common import console, emit_json, handle_errors, input_shape_op
 @click.option("--preprocess", metavar="SPEC", help="For image --inputs, edgekit.processing's spec as in quantize and "
               "bundle: 'resize=256;mean=0.485,0.456,0.406;std=0.229,0.224,0.225' or a .toml/.json file (defaults: "
               "layout from the model input, scale=1/255).")
+@click.option("--eval", "eval_data", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Detectors: an .npz with 'labels' [N, M, 5] (x1, y1, x2, y2 in input pixels, class; class < 0 pads), "
+                   "one row per input image; it may hold the inputs too (used without --inputs). Adds mAP@0.5 per model.")
 @input_shape_option
 @click.option("--atol", type=float, default=None, help="Gate: absolute tolerance (with --rtol: |d| <= atol + rtol*max|ref|).")
 @click.option("--rtol", type=float, default=None, help="Gate: tolerance relative to the reference output's scale.")
 @click.option("--min-cosine", type=float, default=None, help="Gate: lowest cosine similarity allowed per output.")
 @json_option
 @handle_errors
-def command(models, runtime, provider, threads, batch, dims, inputs, seed, preprocess, input_shapes, atol, rtol,
-            min_cosine, json_path):
+def command(models, runtime, provider, threads, batch, dims, inputs, seed, preprocess, eval_data, input_shapes, atol,
+            rtol, min_cosine, json_path):
     """Run MODELS on identical inputs and compare every output with the first (the reference).
 
     A MODEL is a model file (.onnx, .tflite: any runtime) or a PyTorch source SPEC (zoo:NAME,
@@ -40,6 +43,7 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, prepr
       edgekit compare resnet.onnx resnet_int8.onnx --min-cosine 0.99
       edgekit compare model.py:make model.onnx --input-shape 1x3x64x64 --atol 1e-4
       edgekit compare net.onnx net_int8.tflite --inputs photos/ --preprocess 'resize=256;mean=0.485,0.456,0.406'
+      edgekit compare det.onnx det_int8.tflite --eval shapes_val.npz
     """
     import warnings
 
@@ -50,7 +54,8 @@ def command(models, runtime, provider, threads, batch, dims, inputs, seed, prepr
     with console.status(f"Running {len(models)} models on identical inputs..."):
         report = compare(list(models), runtime=runtime, provider=provider, threads=threads, batch=batch,
                          dims=parse_dim_options(dims), inputs=list(inputs) or None, seed=seed, atol=atol, rtol=rtol,
-                         min_cosine=min_cosine, input_shapes=list(input_shapes), preprocess=preprocess)
+                         min_cosine=min_cosine, input_shapes=list(input_shapes), preprocess=preprocess,
+                         eval_data=eval_data)
     if json_path != "-":  # stdout carries the JSON alone then
         render(report)
     emit_json(report, json_path)
@@ -104,3 +109,21 @@ def render(report: dict) -> None:
                       f"same class) precision {d['precision']:.3f} recall {d['recall']:.3f} ({d['matched']} of "
                       f"{d['reference']} over {d['images']} image(s), mean IoU {d['mean_iou']:.3f})"
                       + (f"; mAP@0.5 {d['map50']:.4f} (reference {d['reference_map50']:.4f})" if "map50" in d else ""))
+    if report.get("evaluation"):
+        _render_evaluation(report["evaluation"])
+
+
+def _render_evaluation(ev: dict) -> None:
+    from pathlib import Path
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{ev['metric']} against {escape(ev['labels'])} ({ev['images']} image(s), {ev['boxes']} "
+                        "labelled boxes)", title_justify="left")
+    table.add_column("model")
+    table.add_column(ev["metric"], justify="right")
+    for row in ev["models"]:
+        table.add_row(escape(Path(row["model"]).name), _f(row["map50"], "{:.4f}") if row["map50"] is not None
+                      else "[dim]not detections[/]")
+    out.print(table)
