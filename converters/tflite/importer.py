@@ -21,6 +21,8 @@ def load_onnx(model_or_path):
 def import_model(model, input_shapes=None) -> Graph:
     """ONNX ModelProto → IR Graph. `input_shapes`: {name: dims} or a list of dims in input order."""
     import onnx
+    weights = model.graph.initializer
+    model, stripped = _without_weights(model)  # the checker and shape inference serialize what they are given
     model = _topologically_sorted(model)
     try:  # dangling names, unknown ops, bad attributes: refuse before any pass trusts the graph
         onnx.checker.check_model(model)
@@ -28,7 +30,7 @@ def import_model(model, input_shapes=None) -> Graph:
         raise InvalidModelError(f"The ONNX model is malformed: {str(exc).strip().splitlines()[0][:300]}",
                                 hint="Re-export it (edgekit export) or repair it; onnx.checker.check_model shows the "
                                      "problem.") from exc
-    model, dynamic_dims = _with_input_shapes(model, input_shapes)
+    model, dynamic_dims = _with_input_shapes(model, input_shapes, stripped)
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
@@ -39,8 +41,8 @@ def import_model(model, input_shapes=None) -> Graph:
     values = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         values[vi.name] = Value(vi.name, *_type_of(vi))
-    for init in g.initializer:
-        arr = onnx.numpy_helper.to_array(init)
+    for init in weights:
+        arr = _array_of(init)
         values[init.name] = Value(init.name, arr.dtype, tuple(arr.shape), const=arr)
     nodes = []
     for i, node in enumerate(g.node):
@@ -51,9 +53,61 @@ def import_model(model, input_shapes=None) -> Graph:
         for out in node.output:
             if out and out not in values:
                 values[out] = Value(out, np.dtype(np.float32), None)  # shape inference knew nothing
-    inits = {i.name for i in g.initializer}
+    inits = {i.name for i in weights}
     return Graph(values, nodes, [i.name for i in g.input if i.name not in inits], [o.name for o in g.output],
                  opset, g.name or "main", dynamic_dims=dynamic_dims)
+
+
+#: initializers with more elements than this are left out of the copy the checker and shape inference read
+STRIPPED_ELEMENTS = 4096
+
+
+def _without_weights(model):
+    """(a ModelProto sharing everything but the large initializers, which become graph inputs of their type and
+    shape; the names of those), or (model, ()) when there are none.
+
+    onnx.checker.check_model and infer_shapes serialize the model they are given and parse it again: VGG-11's
+    531 MB of weights took them ~10 s (23 s on a loaded machine). Neither needs the values of a float weight; shape
+    inference's data propagation reads small integer constants (shapes, axes), which stay. The initializers' own
+    data is checked as the importer reads it (_array_of)."""
+    import onnx
+    graph = model.graph
+    big = [t for t in graph.initializer if int(np.prod(t.dims, dtype=np.int64)) > STRIPPED_ELEMENTS]
+    if not big:
+        return model, ()
+    names = {t.name for t in big}
+    light = onnx.ModelProto()
+    _copy_fields(model, light, skip=("graph",))
+    _copy_fields(graph, light.graph, skip=("initializer",))
+    light.graph.initializer.extend(t for t in graph.initializer if t.name not in names)
+    listed = {i.name for i in graph.input}
+    light.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                             for t in big if t.name not in listed)
+    return light, tuple(sorted(names))
+
+
+def _copy_fields(src, dst, skip=()) -> None:
+    """Copy the set fields of protobuf message `src` into `dst`, except those named in `skip`."""
+    for field, value in src.ListFields():
+        if field.name in skip:
+            continue
+        if hasattr(value, "extend"):
+            getattr(dst, field.name).extend(value)
+        elif hasattr(value, "CopyFrom"):
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def _array_of(init) -> np.ndarray:
+    """An initializer's values; data that does not match its declared shape is a malformed model."""
+    import onnx
+    try:
+        return onnx.numpy_helper.to_array(init)
+    except Exception as exc:
+        raise InvalidModelError(f"The ONNX model is malformed: initializer '{init.name}' cannot be read "
+                                f"({str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__}).",
+                                hint="Re-export it (edgekit export) or repair it.") from exc
 
 
 def _topologically_sorted(model):
@@ -72,13 +126,13 @@ def _topologically_sorted(model):
     return fixed
 
 
-def _with_input_shapes(model, input_shapes):
+def _with_input_shapes(model, input_shapes, weights=()):
     """A copy of `model` whose graph inputs have the given dims, and {input: {dim: label}} of the non-batch dims left
     dynamic: they stay -1 through the compiler where every op on their path can take a run-time size (check.py
     refuses the others, naming the op and the dim)."""
     import onnx
     model = onnx.ModelProto.FromString(model.SerializeToString()) if input_shapes else model
-    inits = {i.name for i in model.graph.initializer}
+    inits = {i.name for i in model.graph.initializer} | set(weights)  # weights: initializers made inputs
     graph_inputs = [i for i in model.graph.input if i.name not in inits]
     given = _shapes_by_name(input_shapes, [i.name for i in graph_inputs])
     dynamic = {}

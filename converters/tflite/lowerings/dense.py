@@ -20,7 +20,8 @@ def gemm(b, a, bm, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
         raise Unsupported(f"alpha={alpha}, beta={beta} on quantized operands (only 1.0 is supported)")
     if bm.is_const:
         weight = (bm.const if transB else bm.const.T)
-        weight = weight if bm.quant is not None else weight * np.float32(alpha)
+        if bm.quant is None and alpha != 1.0:  # alpha 1 (every nn.Linear) keeps the array: no copy of the weights
+            weight = weight * np.float32(alpha)
         bias = _fc_bias(c, beta, weight.shape[0])
         if bias is not None and c.quant is not None:
             bias = c.const.reshape(-1) if c.const.size == weight.shape[0] else None

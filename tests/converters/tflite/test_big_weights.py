@@ -1,0 +1,71 @@
+"""Large weights are handled without extra copies: the importer checks and shape-infers a copy of the graph without
+them (same graph, same refusals), and Gemm's alpha=1 keeps the weight array as it is (alpha != 1 still scales)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from _differential import as_model, assert_converts, model_text
+from edgekit.converters.tflite import compile_onnx, importer
+from edgekit.converters.tflite.compiler import lower
+from edgekit.converters.tflite.registry import load_all
+from edgekit.errors import InvalidModelError
+
+R = np.random.default_rng(13)
+BIG = (importer.STRIPPED_ELEMENTS // 48 + 1, 48)  # more elements than the importer hands the checker
+W = R.standard_normal(BIG).astype(np.float32)
+B = R.standard_normal(BIG[0]).astype(np.float32)
+SHAPE = np.asarray([2, -1], np.int64)
+
+
+def _gemm(attrs: str = "") -> onnx.ModelProto:
+    text = model_text(f"h = Gemm <transB=1{attrs}> (x, w, b)\ny = Reshape(h, v)", "float[2,48] x", "float y", 13,
+                      w=W, b=B, v=SHAPE)
+    return as_model(text)
+
+
+def test_the_checker_reads_a_copy_without_the_large_weights():
+    model = _gemm()
+    light, stripped = importer._without_weights(model)
+    assert stripped == ("w",)
+    assert [t.name for t in light.graph.initializer] == ["b", "v"]
+    assert "w" in {i.name for i in light.graph.input} and len(model.graph.initializer) == 3  # the original is intact
+    onnx.checker.check_model(light)
+
+
+def test_imported_graph_is_the_same_with_the_weights_left_out_of_the_check():
+    graph = importer.import_model(_gemm())
+    assert graph.inputs == ["x"]
+    assert np.array_equal(graph.values["w"].const, W) and graph.values["y"].shape == (2, BIG[0])
+
+
+def test_a_weight_whose_data_does_not_match_its_shape_is_refused():
+    model = _gemm()
+    model.graph.initializer[0].raw_data = W.tobytes()[:-4]
+    with pytest.raises(InvalidModelError, match="initializer 'w' cannot be read"):
+        importer.import_model(model)
+
+
+def test_an_input_shape_naming_a_weight_is_refused_as_before():
+    from edgekit.errors import UsageError
+    with pytest.raises(UsageError, match="not inputs of the model"):
+        importer.import_model(_gemm(), {"w": [1, 48]})
+
+
+def test_gemm_with_alpha_1_uses_the_weight_array_without_a_copy():
+    load_all()
+    graph = importer.import_model(_gemm())
+    tgraph = lower(graph)
+    fc = next(op for op in tgraph.ops if op.code == "FULLY_CONNECTED")
+    assert np.shares_memory(tgraph.tensors[fc.inputs[1]].data, graph.values["w"].const)
+
+
+def test_gemm_alpha_1_writes_the_file_that_no_alpha_writes():
+    assert compile_onnx(_gemm(", alpha=1.0")).to_bytes() == compile_onnx(_gemm()).to_bytes()
+
+
+def test_gemm_alpha_other_than_1_still_scales_the_weights():
+    compiled = assert_converts(_gemm(", alpha=0.5"), expect_ops={"FULLY_CONNECTED": 1})
+    fc = next(op for op in compiled.graph.ops if op.code == "FULLY_CONNECTED")
+    assert np.array_equal(compiled.graph.tensors[fc.inputs[1]].data, W * np.float32(0.5))
