@@ -57,4 +57,6 @@ def _reason(graph: Graph, nodes, measured=frozenset()) -> str:
     no_kernel = sorted({n.op_type for n in nodes if (e := lookup(n.op_type, graph.opset, n.domain)) is None or "int8" not in e.dtypes})
     if no_kernel:
         return f"no integer kernel for {', '.join(no_kernel)} in this compiler: computed in float32"
-    return "kept in float by the quantizer (no QuantizeLinear/DequantizeLinear around it): computed in float32"
+    return ("kept in float by the quantizer (no QuantizeLinear/DequantizeLinear around it: e.g. a mask fill, or a "
+            "normalisation's input whose rounding it amplifies, named in the QDQ model's edgekit.quantization "
+            "'amplified_tensors'): computed in float32")
