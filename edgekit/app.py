@@ -174,12 +174,17 @@ class Model:
 
     def _detections(self, result: dict, conf: float, iou: float, max_det: int) -> dict:
         from edgekit import detection
-        names = {o.name for o in self.outputs}
-        if set(detection.OUTPUT_NAMES) <= names:
-            found = detection.unpad({k: _dequantize(result[k], next(o for o in self.outputs if o.name == k))
-                                     for k in detection.OUTPUT_NAMES})
+        from edgekit.detection_metrics import detection_spec
+        infos = {o.name: o for o in self.outputs}
+        # the model's metadata names its detection outputs and a head's box format (an SSD box coder gives xyxy)
+        spec = detection_spec(getattr(self.session, "metadata", None), infos)
+        if spec is not None and spec["kind"] == "nms":
+            found = detection.unpad({k: _dequantize(result[v], infos[v]) for k, v in spec["names"].items()})
             keep = found["scores"] > conf
             return {k: v[keep][:max_det] for k, v in found.items()}
+        if spec is not None:
+            head = _dequantize(result[spec["output"]], infos[spec["output"]])
+            return detection.postprocess_head(head, conf, iou, max_det, box_format=spec["box_format"])
         heads = [o for o in self.outputs if len(o.shape) == 3 and isinstance(o.shape[1], int) and o.shape[1] >= 5]
         if len(heads) != 1:
             raise UsageError(f"The model '{self.source}' has no detection output: expected boxes/scores/classes/count "

@@ -132,3 +132,40 @@ def test_unreadable_processing_metadata_is_refused_clearly_unless_overridden(tmp
         edgekit.load(path)
     with edgekit.load(path, preprocess={"kind": "tensor"}, postprocess={}, labels=["x", "y", "z"]) as model:
         assert model.classify(np.float32([[0, 1, 0]]))[0][0].label == "y"
+
+
+def ssd_style_head(path, rng, classes=3, anchors=40):
+    """A model image [1, 3, 32, 32] → an xyxy head [1, 4 + classes, anchors] (corners, as an SSD box coder gives),
+    marked as such: a fixed random head plus 0 * mean(image), so both runtimes compute it."""
+    corners = rng.uniform(0, 20, (2, anchors)).astype(np.float32)
+    head = np.concatenate([corners, corners + rng.uniform(3, 12, (2, anchors)),
+                           rng.uniform(0, 1, (classes, anchors))]).astype(np.float32)[None]
+    nodes = [helper.make_node("ReduceMean", ["image"], ["m"], keepdims=0),
+             helper.make_node("Reshape", ["m", "one"], ["m1"]),
+             helper.make_node("Mul", ["m1", "zero"], ["z"]),
+             helper.make_node("Add", ["table", "z"], ["head"])]
+    graph = helper.make_graph(nodes, "ssd", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("head", TensorProto.FLOAT, list(head.shape))],
+                              [onnx.numpy_helper.from_array(head, "table"),
+                               onnx.numpy_helper.from_array(np.int64([1, 1, 1]), "one"),
+                               onnx.numpy_helper.from_array(np.float32([0]), "zero")])
+    model = det.mark_head(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "head", "xyxy")
+    onnx.save(model, str(path))
+    return model
+
+
+def test_an_xyxy_head_through_detect_gives_the_boxes_of_its_nms_inside_model_on_both_runtimes(tmp_path):
+    head = ssd_style_head(tmp_path / "head.onnx", np.random.default_rng(5))
+    onnx.save(det.append_nms(head, conf=0.25, max_det=30, box_format="xyxy"), str(tmp_path / "nms.onnx"))
+    for name in ("head", "nms"):  # convert carries the head's mark (its box format) into the .tflite
+        convert(tmp_path / f"{name}.onnx", tmp_path / f"{name}.tflite")
+    image = np.random.default_rng(6).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    results = {}
+    for name in ("head.onnx", "head.tflite", "nms.onnx", "nms.tflite"):
+        with edgekit.load(tmp_path / name) as model:
+            results[name] = model.detect(image, max_det=30)
+    want = results["nms.onnx"]
+    assert len(want.boxes) > 3
+    for name, got in results.items():
+        assert np.array_equal(got.classes, want.classes), name
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3, err_msg=name)
