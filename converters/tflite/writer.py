@@ -124,16 +124,45 @@ def _signature(fb, g: TflGraph, index: dict):
     return sig
 
 
-def set_metadata(model, metadata: dict) -> None:
-    """Replace the 'edgekit' metadata buffer of a ModelT with JSON of `metadata`."""
+def set_metadata(model, metadata: dict, reserve: int = 0) -> None:
+    """Replace the 'edgekit' metadata buffer of a ModelT with JSON of `metadata`, followed by `reserve` spaces (room
+    for metadata_in_place to put longer JSON in the packed file; JSON readers skip trailing whitespace)."""
     fb = schema()
-    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME]
     buf = fb.BufferT()
-    buf.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
+    buf.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode() + b" " * reserve, dtype=np.uint8)
+    old = [m for m in (model.metadata or []) if m.name in (METADATA_NAME, METADATA_NAME.encode())]
+    if old:  # its buffer is reused: replacing the metadata leaves no orphaned buffer in the file
+        model.buffers[old[0].buffer] = buf
+        return
     model.buffers.append(buf)
+    model.metadata = list(model.metadata or [])
     entry = fb.MetadataT()
     entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
     model.metadata.append(entry)
+
+
+def metadata_in_place(data: bytes, metadata: dict) -> list | None:
+    """The packed model `data` with its 'edgekit' metadata replaced by JSON of `metadata` (padded with spaces to the
+    buffer's length), as [before, JSON, after] pieces that share `data`'s memory; None if it does not fit. A big
+    model's weights are then packed once for validation and the file written is the same bytes with its metadata."""
+    fb = schema()
+    model = fb.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() != METADATA_NAME.encode():
+            continue
+        table = model.Buffers(entry.Buffer())._tab
+        field = table.Offset(4)  # Buffer.data
+        if not field:
+            return None
+        start = table.Vector(field)
+        end = start + table.VectorLen(field)
+        text = json.dumps(metadata, sort_keys=True).encode()
+        if len(text) > end - start:
+            return None
+        view = memoryview(data)
+        return [view[:start], text + b" " * (end - start - len(text)), view[end:]]
+    return None
 
 
 def serialize(model) -> bytes:

@@ -1,6 +1,9 @@
 """Large weights are handled without extra copies: the importer checks and shape-infers a copy of the graph without
-them (same graph, same refusals), and Gemm's alpha=1 keeps the weight array as it is (alpha != 1 still scales)."""
+them (same graph, same refusals), Gemm's alpha=1 keeps the weight array as it is (alpha != 1 still scales), and a
+big model is packed once: the file written is the validated bytes with the final metadata put in place."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import onnx
@@ -69,3 +72,50 @@ def test_gemm_alpha_other_than_1_still_scales_the_weights():
     compiled = assert_converts(_gemm(", alpha=0.5"), expect_ops={"FULLY_CONNECTED": 1})
     fc = next(op for op in compiled.graph.ops if op.code == "FULLY_CONNECTED")
     assert np.array_equal(compiled.graph.tensors[fc.inputs[1]].data, W * np.float32(0.5))
+
+
+def _packed_with_room(metadata: dict, room: int) -> tuple:
+    from edgekit.converters.tflite import writer
+    model = compile_onnx(_gemm()).model
+    writer.set_metadata(model, metadata, reserve=room)
+    return model, writer.serialize(model)
+
+
+def test_metadata_put_in_place_gives_the_file_a_fresh_packing_gives():
+    from edgekit.converters.tflite import writer
+    final = {"edgekit.validation": '{"passed": true}', "edgekit.source": "m.onnx"}
+    model, data = _packed_with_room({}, 200)
+    pieces = writer.metadata_in_place(data, final)
+    assert sum(len(p) for p in pieces) == len(data)
+    padding = len("{}") + 200 - len(json.dumps(final, sort_keys=True))
+    writer.set_metadata(model, final, reserve=padding)
+    assert b"".join(pieces) == writer.serialize(model)
+
+
+def test_metadata_longer_than_its_room_is_not_put_in_place():
+    from edgekit.converters.tflite import writer
+    _, data = _packed_with_room({}, 8)
+    assert writer.metadata_in_place(data, {"edgekit.labels": "x" * 64}) is None
+
+
+def test_a_big_model_is_packed_once_and_written_with_its_metadata(tmp_path, monkeypatch):
+    from edgekit import convert as convert_mod
+    from edgekit.converters.tflite import writer
+    from edgekit.runtimes.litert import read_edgekit_metadata
+    src = tmp_path / "gemm.onnx"
+    onnx.save(_gemm(), str(src))
+    small = convert_mod.convert(src, tmp_path / "small.tflite")
+    packings = []
+    real = writer.serialize
+    monkeypatch.setattr(writer, "serialize", lambda model: packings.append(1) or real(model))
+    monkeypatch.setattr(convert_mod, "BIG_MODEL_BYTES", 0)  # this model counts as big: room is left, used in place
+    big = convert_mod.convert(src, tmp_path / "big.tflite")
+    assert len(packings) == 1 and big.passed and big.size_bytes == (tmp_path / "big.tflite").stat().st_size
+    small_file, big_file = (tmp_path / "small.tflite").read_bytes(), (tmp_path / "big.tflite").read_bytes()
+    assert read_edgekit_metadata(big_file) == read_edgekit_metadata(small_file)
+    assert read_edgekit_metadata(big_file)["edgekit.validation"]
+    final = read_edgekit_metadata(big_file)
+    model = compile_onnx(str(src)).model  # packed afresh with the final metadata and the room that was left over
+    writer.set_metadata(model, final, reserve=len("{}") + convert_mod.METADATA_ROOM - len(json.dumps(final,
+                                                                                                    sort_keys=True)))
+    assert real(model) == big_file
