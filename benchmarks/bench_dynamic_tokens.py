@@ -1,8 +1,13 @@
 """Dynamic token length vs a fixed-128 model: a BERT-style encoder (2 layers, hidden 64) converted once with a
 dynamic token axis runs each sentence at its own length; the fixed model must be fed every sentence padded to 128.
-LiteRT, 2 threads, batch 1; medians of interleaved rounds (the two models alternate, so load drifts hit both).
+Two dynamic forms: batch and tokens both dynamic (its attention reshapes take run-time shapes, which XNNPACK does
+not delegate: 5 XNNPACK partitions), and tokens only (constant shapes with one -1: one partition, as fixed).
+LiteRT, batch 1; medians of interleaved rounds (the two models alternate, so load drifts hit both). With
+--threads 1 it also gives each call's CPU time (time.thread_time: all of LiteRT's work runs on the calling thread),
+which other processes' load does not inflate the way it inflates wall time on a shared 2-core machine.
+--no-xnnpack runs LiteRT's builtin kernels only (is the gap the delegate's?).
 
-    python benchmarks/bench_dynamic_tokens.py [--runs 200] [--quick]
+    python benchmarks/bench_dynamic_tokens.py [--runs 200] [--threads 1] [--no-xnnpack] [--workdir DIR] [--quick]
 """
 from __future__ import annotations
 
@@ -19,19 +24,26 @@ TOKENS = (8, 16, 32, 64, 128)
 FIXED = 128
 
 
-def build(workdir: Path) -> tuple[Path, Path]:
-    """(dynamic .tflite, fixed-128 .tflite), both from the same seeded weights, each validated by edgekit convert."""
+#: the models compared: dynamic batch and tokens; dynamic tokens only (batch 1); fixed at FIXED tokens
+KINDS = ("dyn", "tok", "fixed")
+
+
+def build(workdir: Path) -> dict[str, Path]:
+    """{kind: .tflite} for KINDS, all from the same seeded weights, each validated by edgekit convert."""
     from edgekit.convert import convert
     from edgekit.converters.torch_export import export
-    axes = [f"{n}:{d}={label}" for n in ("input_ids", "attention_mask") for d, label in ((0, "batch"), (1, "tokens"))]
-    def shapes(tokens):
-        return [f"input_ids=1x{tokens}:int64", f"attention_mask=1x{tokens}:int64"]
-    # exported at 16 tokens: export's second validation size (about twice that) stays within 128 positions
-    export(f"{MODELS}:tiny_bert", workdir / "dyn.onnx", input_shapes=shapes(16), dynamic_axes=axes, force=True)
-    export(f"{MODELS}:tiny_bert", workdir / "fixed.onnx", input_shapes=shapes(FIXED), force=True)
-    convert(workdir / "dyn.onnx", workdir / "dyn.tflite", force=True)
-    convert(workdir / "fixed.onnx", workdir / "fixed.tflite", force=True)
-    return workdir / "dyn.tflite", workdir / "fixed.tflite"
+    inputs = ("input_ids", "attention_mask")
+    axes = {"dyn": [f"{n}:{d}={label}" for n in inputs for d, label in ((0, "batch"), (1, "tokens"))],
+            "tok": [f"{n}:1=tokens" for n in inputs], "fixed": []}
+    paths = {}
+    for kind in KINDS:
+        # dynamic ones exported at 16 tokens: export's second validation size (about twice that) stays within 128
+        tokens = FIXED if kind == "fixed" else 16
+        export(f"{MODELS}:tiny_bert", workdir / f"{kind}.onnx", dynamic_axes=axes[kind], force=True,
+               input_shapes=[f"{n}=1x{tokens}:int64" for n in inputs])
+        convert(workdir / f"{kind}.onnx", workdir / f"{kind}.tflite", force=True)
+        paths[kind] = workdir / f"{kind}.tflite"
+    return paths
 
 
 def feeds(tokens: int, length: int, rng) -> dict:
@@ -43,42 +55,60 @@ def feeds(tokens: int, length: int, rng) -> dict:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def interleaved(dyn, fixed, tokens: int, runs: int, warmup: int) -> tuple[float, float]:
-    """Median ms of each model over `runs` alternating calls (resized once for this length, outside the timing)."""
-    rng = np.random.default_rng(tokens)
-    run_dyn = dyn.runner(dyn.prepare(feeds(tokens, tokens, rng)))
-    run_fixed = fixed.runner(fixed.prepare(feeds(tokens, FIXED, rng)))
+def interleaved(sessions: dict, tokens: int, runs: int, warmup: int) -> dict[str, tuple[float, float]]:
+    """{kind: (median wall ms, median CPU ms of the calling thread)} over `runs` rounds of one call to each model in
+    turn (each resized once for this length, outside the timing; the fixed one fed the sentence padded)."""
+    runners = {}
+    for kind, session in sessions.items():
+        rng = np.random.default_rng(tokens)  # the same sentence for every model
+        runners[kind] = session.runner(session.prepare(feeds(tokens, FIXED if kind == "fixed" else tokens, rng)))
     for _ in range(warmup):
-        run_dyn(), run_fixed()
-    times = {"dyn": [], "fixed": []}
-    for _ in range(runs):
-        for key, fn in (("dyn", run_dyn), ("fixed", run_fixed)):
-            start = time.perf_counter()
+        for fn in runners.values():
             fn()
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times["dyn"])), float(np.median(times["fixed"]))
+    wall, cpu = {k: [] for k in runners}, {k: [] for k in runners}
+    for _ in range(runs):
+        for kind, fn in runners.items():
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            fn()
+            wall[kind].append((time.perf_counter() - start) * 1e3)
+            cpu[kind].append((time.thread_time() - start_cpu) * 1e3)
+    return {k: (float(np.median(wall[k])), float(np.median(cpu[k]))) for k in runners}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workdir", type=Path, help="build the models here, or reuse the ones an earlier run built")
+    ap.add_argument("--no-xnnpack", action="store_true", help="LiteRT's builtin kernels only")
     ap.add_argument("--quick", action="store_true", help="few runs (a smoke run)")
     args = ap.parse_args()
     runs, warmup = (10, 3) if args.quick else (args.runs, 20)
     from edgekit import runtimes
     with tempfile.TemporaryDirectory() as tmp:
-        dyn_path, fixed_path = build(Path(tmp))
-        rows = []
-        with runtimes.load(str(dyn_path), runtime="litert", threads=2) as dyn, \
-                runtimes.load(str(fixed_path), runtime="litert", threads=2) as fixed:
-            for tokens in TOKENS:
-                rows.append((tokens, *interleaved(dyn, fixed, tokens, runs, warmup)))
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        built = {kind: workdir / f"{kind}.tflite" for kind in KINDS}
+        paths = built if args.workdir and all(p.exists() for p in built.values()) else build(workdir)
+        opts = {"runtime": "litert", "threads": args.threads, "xnnpack": not args.no_xnnpack}
+        sessions = {kind: runtimes.load(str(path), **opts) for kind, path in paths.items()}
+        try:
+            rows = [(tokens, interleaved(sessions, tokens, runs, warmup)) for tokens in TOKENS]
+        finally:
+            for session in sessions.values():
+                session.close()
+    kernels = "builtin kernels" if args.no_xnnpack else "XNNPACK"
     print(f"\nDynamic tokens vs fixed {FIXED} (padded) — BERT 2 layers, hidden 64, batch 1 — "
-          f"{platform.machine()}, LiteRT 2 threads, median of {runs} interleaved runs\n")
-    print(f"| tokens | dynamic model (ms) | fixed-{FIXED} model, padded (ms) | speedup |")
-    print("| ---: | ---: | ---: | ---: |")
-    for tokens, d, f in rows:
-        print(f"| {tokens} | {d:.3f} | {f:.3f} | {f / d:.2f}× |")
+          f"{platform.machine()}, LiteRT {args.threads} thread(s), {kernels}, median of {runs} interleaved runs\n")
+    cpu = args.threads == 1  # with more threads the calling thread's CPU time misses the pool's work
+    cols = ["dynamic batch+tokens", "dynamic tokens", f"fixed-{FIXED}, padded"]
+    head = [f"{c} (ms)" for c in cols] + ["speedup"] + ([f"{c} CPU (ms)" for c in cols] if cpu else [])
+    print("| tokens | " + " | ".join(head) + " |")
+    print("|" + " ---: |" * (len(head) + 1))
+    for tokens, r in rows:
+        cells = [f"{r[k][0]:.3f}" for k in KINDS] + [f"{r['fixed'][0] / r['dyn'][0]:.2f}×"]
+        cells += [f"{r[k][1]:.3f}" for k in KINDS] if cpu else []
+        print(f"| {tokens} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -526,9 +526,11 @@ def _attach(model: Model, tokenizer, model_data, max_length) -> TextModel:
     declared = _text_metadata(metadata).get("max_length")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise UsageError(f"max_length must be a positive number of tokens, got {max_length!r}.")
-    if max_length is not None and inputs.length is not None and max_length > inputs.length:
-        raise UsageError(f"max_length={max_length} is longer than the {inputs.length} tokens the model "
-                         f"'{model.source}' takes.", hint=f"Give at most {inputs.length}.")
+    # a fixed token length, else the longest text the model declares (a dynamic model's position table ends there)
+    longest = inputs.length or (declared if isinstance(declared, int) else None)
+    if max_length is not None and longest is not None and max_length > longest:
+        raise UsageError(f"max_length={max_length} is longer than the {longest} tokens the model "
+                         f"'{model.source}' takes.", hint=f"Give at most {longest}.")
     limit = max_length or inputs.length or (declared if isinstance(declared, int) else None) or \
         (tok.truncation or {}).get("max_length")
     tok.no_padding()

@@ -198,9 +198,10 @@ def test_bad_tokenizers_and_bad_texts_are_usage_errors(built, tmp_path):
             model.encode(["fine", 3])
         with pytest.raises(UsageError, match="string or a list of strings"):
             model.encode(42)
-    if (out / "encoder.tflite").exists():
-        with pytest.raises(UsageError, match="longer than the 32 tokens"):
-            edgekit.load(out / "encoder.tflite", tokenizer=out / "tokenizer.json", max_length=100)
+    for model in ("encoder.onnx", "encoder.tflite"):  # dynamic tokens: the declared 64 (edgekit.text) is the limit
+        if (out / model).exists():
+            with pytest.raises(UsageError, match="longer than the 64 tokens"):
+                edgekit.load(out / model, tokenizer=out / "tokenizer.json", max_length=100)
 
 
 def test_a_model_without_token_ids_is_refused(zoo_onnx, built):
@@ -212,12 +213,18 @@ def test_a_model_without_token_ids_is_refused(zoo_onnx, built):
 def test_the_tflite_encoder_takes_int32_ids_and_matches_onnx_runtime(built):
     out, report = built
     _tflite_or_skip(report)
-    lines = (out / "corpus.txt").read_text().splitlines()[:5]
+    lines = (out / "corpus.txt").read_text().splitlines()
     with edgekit.load(out / "encoder.tflite", tokenizer=out / "tokenizer.json") as model:
-        assert np.dtype(model.text_inputs.ids.dtype) == np.int32 and model.max_length == 32
-        got = model.encode(lines)
-    want = np.stack([s.mean(axis=0) for s in _direct(out / "encoder.onnx", out / "tokenizer.json", lines)])
-    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3)
+        # one encoder with dynamic batch and tokens: each batch is padded only to its own longest text
+        assert np.dtype(model.text_inputs.ids.dtype) == np.int32 and model.max_length == 64
+        assert model.text_inputs.length is None and model.text_inputs.batch is None
+        batches = [lines[:5], lines[5:6], lines[6:16]]
+        widths = [model._tokenize(batch, 0)[0].shape for batch in batches]
+        assert len({w[1] for w in widths}) > 1 and max(w[1] for w in widths) < 64, widths
+        got = [model.encode(batch) for batch in batches]
+    for batch, vectors in zip(batches, got):
+        want = np.stack([s.mean(axis=0) for s in _direct(out / "encoder.onnx", out / "tokenizer.json", batch)])
+        np.testing.assert_allclose(vectors, want, atol=1e-4, rtol=1e-3)
 
 
 def _tflite_or_skip(report):

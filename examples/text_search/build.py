@@ -5,9 +5,10 @@
 
 Trains a WordPiece tokenizer on corpus.txt with `tokenizers` (no download), fine-tunes a tiny BERT-style topic
 classifier (built from a transformers BertConfig) on the corpus' four topics for a few seconds, and exports the
-classifier and its encoder body (token states, for mean pooling) with edgekit's exporter; the encoder is compiled to
-TFLite with edgekit's compiler at a fixed 32 tokens. Needs torch, transformers and tokenizers; the device needs
-numpy, tokenizers and one runtime.
+classifier and its encoder body (token states, for mean pooling) with edgekit's exporter; the same dynamic encoder
+(batch and token length left to run time) is compiled to TFLite with edgekit's compiler, so the app pads each batch
+only to its longest text. Needs torch, transformers and tokenizers; the device needs numpy, tokenizers and one
+runtime.
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ models = _load_models()
 
 ENCODER_SPEC = f"{HERE / 'models.py'}:sentence_encoder"
 CLASSIFIER_SPEC = f"{HERE / 'models.py'}:topic_classifier"
-TFLITE_TOKENS = 32
 EXPORT_TOKENS = 16           # the example length for export; tokens and batch stay dynamic in the ONNX files
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -162,10 +162,8 @@ def build(out: str | Path, *, tflite: bool = False, seed: int = 0, steps: int = 
     bundle(encoder, out / "encoder.ekb", tokenizer=tokenizer, force=True)
     bundle(classifier, out / "classifier.ekb", tokenizer=tokenizer, labels=list(models.TOPICS), force=True)
     report["tflite"] = "not requested"
-    if tflite:  # LiteRT takes one token length: a static export at TFLITE_TOKENS, compiled and validated
-        static = export(ENCODER_SPEC, encoder_weights, out / f"encoder{TFLITE_TOKENS}.onnx", dynamic=False,
-                        tokens=TFLITE_TOKENS)
-        report["tflite"] = convert_tflite(static, out / "encoder.tflite")
+    if tflite:  # the dynamic encoder itself: LiteRT resizes batch and tokens per call (validated at two sizes each)
+        report["tflite"] = convert_tflite(encoder, out / "encoder.tflite")
         if report["tflite"] == "converted":
             bundle(out / "encoder.tflite", out / "encoder-tflite.ekb", tokenizer=tokenizer, force=True)
     (out / "build.json").write_text(json.dumps(report, indent=2) + "\n")
