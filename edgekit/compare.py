@@ -115,9 +115,9 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
 
     inputs: None (seeded random data), an .npz keyed by input name (optional detection 'labels'), or images: an
     image file, a folder of them (sub-folders as classes, sorted as calibration reads them), or a list of those.
-    Images feed the reference's one input through `preprocess` (edgekit.processing's spec in any form; default:
-    image calibration's, scale=1/255 and the layout from the channel axis), so compare sees the tensor calibration
-    and an app with the same spec see.
+    Images feed the reference's one input through `preprocess` (edgekit.processing's spec in any form; default: the
+    reference's own from its edgekit.processing metadata, else image calibration's, scale=1/255 and the layout from
+    the channel axis), so compare sees the tensor calibration and an app with the same spec see.
 
     eval_data: an .npz with detection labels 'labels' [N, M, 5] (x1, y1, x2, y2 in model-input pixels, class; class < 0
     pads), one row per input image (the inputs' order; images as calibration lists them); it may also hold the inputs
@@ -169,12 +169,17 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
         ref = sessions[0]
         # reference-layout (channels-first) inputs, generated once from the reference's declared inputs
         given, eval_arrays = None, load_npz(eval_data, None) if eval_data is not None else None
+        pre_label = preprocess if isinstance(preprocess, str) or preprocess is None else "given spec"
         if eval_arrays is not None and not inputs:
             given, ref_feeds = eval_arrays, _match_npz(eval_arrays, ref, eval_data)
         elif inputs and _is_npz(inputs):
             given = load_npz(_one(inputs), None)
             ref_feeds = _match_npz(given, ref, _one(inputs))
         elif inputs:
+            if preprocess is None:  # the reference's own (edgekit.processing metadata), else image calibration's
+                from edgekit.processing import processing_from_metadata
+                preprocess = processing_from_metadata(getattr(ref, "metadata", None), f"'{models[0]}'").get("preprocess")
+                pre_label = "the reference's own (edgekit.processing metadata)" if preprocess is not None else None
             ref_feeds = image_feeds(inputs, ref.inputs, preprocess)
         else:
             rng = np.random.default_rng(seed)
@@ -230,7 +235,7 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
             s.close()
     report = {
         "reference": {"model": models[0], "runtime": sessions[0].runtime, "provider": sessions[0].provider},
-        "inputs": {"source": _describe_inputs(inputs or eval_data, preprocess, ref_feeds) if inputs or eval_data
+        "inputs": {"source": _describe_inputs(inputs or eval_data, pre_label, ref_feeds) if inputs or eval_data
                    else f"random (seed {seed})",
                    "shapes": {k: list(v.shape) for k, v in ref_feeds.items()},
                    "dtypes": {k: v.dtype.name for k, v in ref_feeds.items()}},
@@ -416,14 +421,13 @@ def image_feeds(inputs, infos, preprocess=None) -> dict[str, np.ndarray]:
     return {info.name: x}
 
 
-def _describe_inputs(inputs, preprocess, feeds: dict) -> str:
+def _describe_inputs(inputs, pre_label: str | None, feeds: dict) -> str:
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
     text = ", ".join(paths) if len(paths) <= 3 else f"{', '.join(paths[:3])} and {len(paths) - 3} more"
     if _is_npz(inputs):
         return text
     n = len(next(iter(feeds.values())))
-    spec = preprocess if isinstance(preprocess, str) or preprocess is None else "given spec"
-    return f"{text} ({n} image(s), preprocess {spec or 'default: scale=1/255'})"
+    return f"{text} ({n} image(s), preprocess {pre_label or 'default: scale=1/255'})"
 
 
 def _match_npz(arrays: dict, ref, path) -> dict:

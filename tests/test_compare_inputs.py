@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent / "runtimes"))
-from rt_models import conv_model  # noqa: E402
+from rt_models import conv_model, onnx_model  # noqa: E402
 
 from edgekit.cli import main  # noqa: E402
 from edgekit.compare import compare, image_feeds  # noqa: E402
@@ -47,6 +47,22 @@ def test_image_inputs_are_the_tensor_calibration_reads_in_either_layout(tmp_path
         assert r["passed"], r
         assert r["inputs"]["shapes"] == {"x": [3, 3, 8, 8]}  # three images through a batch-1 model, row by row
         assert "3 image(s)" in r["inputs"]["source"]
+
+
+def test_without_preprocess_the_reference_declares_its_own(tmp_path, images):
+    """A model with edgekit.processing metadata (edgekit export writes it for zoo detectors) is fed as it declares."""
+    identity = '<ir_version: 8, opset_import: ["" : 17]>\ng (float[1,3,8,8] x) => (float[1,3,8,8] y) { y = Identity(x) }'
+    spec = {"resize": [10], "crop": [8, 8], "scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225], "color": "bgr"}
+    own = onnx_model(identity, tmp_path / "own.onnx", {"edgekit.processing": {"preprocess": spec}})
+    plain = onnx_model(identity, tmp_path / "plain.onnx")
+    r = compare([own, plain], inputs=images, atol=0, rtol=0)
+    assert r["passed"] and "preprocess the reference's own" in r["inputs"]["source"]
+    import edgekit.runtimes as runtimes
+    with runtimes.load(own) as sess:  # the metadata's table is the same spec as the text form
+        np.testing.assert_array_equal(image_feeds(images, sess.inputs, spec)["x"], image_feeds(images, sess.inputs, SPEC)["x"])
+    # the reference decides: with the plain model first, image calibration's default is used
+    assert "default" in compare([plain, own], inputs=images)["inputs"]["source"]
 
 
 def test_cli_takes_image_files_and_a_spec(tmp_path, images):

@@ -12,8 +12,8 @@ from edgekit.cli.common import console, emit_json, handle_errors, input_shape_op
 @runtime_options
 @input_options(images=True)
 @click.option("--preprocess", metavar="SPEC", help="For image --inputs, edgekit.processing's spec as in quantize and "
-              "bundle: 'resize=256;mean=0.485,0.456,0.406;std=0.229,0.224,0.225' or a .toml/.json file (defaults: "
-              "layout from the model input, scale=1/255).")
+              "bundle: 'resize=256;mean=0.485,0.456,0.406;std=0.229,0.224,0.225' or a .toml/.json file (default: the "
+              "reference's own edgekit.processing metadata, else layout from the model input and scale=1/255).")
 @click.option("--eval", "eval_data", metavar="FILE", type=click.Path(dir_okay=False),
               help="Detectors: an .npz with 'labels' [N, M, 5] (x1, y1, x2, y2 in input pixels, class; class < 0 pads), "
                    "one row per input image; it may hold the inputs too (used without --inputs). Adds mAP@0.5 per model.")
