@@ -1,7 +1,11 @@
 """Big weights convert at disk speed: VGG-11-BN (531 MB of float32 weights, random, seeded) through
 `edgekit.convert.convert`, timed stage by stage, next to the time this machine takes to read the same ONNX file.
 
-    python benchmarks/bench_big_convert.py [--repeat 3] [--onnx /tmp/vgg11_bn.onnx]
+    python benchmarks/bench_big_convert.py [--repeat 3] [--onnx /tmp/vgg11_bn.onnx] [--compare DIR]
+
+--compare DIR runs each repeat twice, alternating, in child processes: once with this tree's edgekit and once with
+the `edgekit` package found under DIR (PYTHONPATH=DIR, e.g. an older commit laid out as an importable package), so
+both columns see the same moments of a shared machine.
 
 The model is written here in plain torch (torchvision's vgg11_bn layer for layer: 8 conv-BN-ReLU blocks,
 adaptive 7x7 average pool, three Linear layers 25088→4096→4096→1000), so torchvision is not needed; it is exported
@@ -18,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -111,30 +118,49 @@ def disk_read(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def child_run(onnx_path: Path, pythonpath: str | None) -> dict:
+    """one_run in a fresh process (this tree's edgekit, or the one under `pythonpath`)."""
+    env = dict(os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {}))
+    out = subprocess.run([sys.executable, __file__, "--child", "--onnx", str(onnx_path)], env=env, check=True,
+                         capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--onnx", default=os.path.join(tempfile.gettempdir(), "edgekit_vgg11_bn.onnx"))
+    parser.add_argument("--compare", metavar="DIR", help="also time the edgekit package under DIR (before)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     onnx_path = Path(args.onnx)
     if not onnx_path.exists():
         export(onnx_path)
+    if args.child:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(one_run(onnx_path, Path(tmp) / "vgg.tflite")))
+        return
     size = onnx_path.stat().st_size
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"VGG-11-BN ONNX {size / 1e6:.0f} MB")
-    runs, reads = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeat):
+    columns = {"before": args.compare, "after": None} if args.compare else {"this tree": None}
+    runs: dict = {name: [] for name in columns}
+    reads = []
+    for _ in range(args.repeat):  # interleaved, so a busy moment of a shared machine does not land on one column
+        for name, path in columns.items():
             reads.append(disk_read(onnx_path))
-            runs.append(one_run(onnx_path, Path(tmp) / "vgg.tflite"))
+            runs[name].append(child_run(onnx_path, path))
     read_s = statistics.median(reads)
-    print(f"disk read {read_s:.2f} s ({size / read_s / 1e6:.0f} MB/s); .tflite {runs[0]['size'] / 1e6:.0f} MB")
-    print(f"{'stage':>10} {'median s':>9}   runs")
+    print(f"disk read {read_s:.2f} s ({size / read_s / 1e6:.0f} MB/s); .tflite {runs[name][0]['size'] / 1e6:.0f} MB")
+    print(f"{'stage':>10} " + " ".join(f"{name + ' median s':>18}   {'runs':<17}" for name in columns))
     for stage in (*STAGES, "total"):
-        values = [r.get(stage, 0.0) for r in runs]
-        print(f"{stage:>10} {statistics.median(values):>9.2f}   " + " ".join(f"{v:.2f}" for v in values))
-    total = statistics.median(r["total"] for r in runs)
-    print(f"total / disk read: {total / read_s:.1f}x")
+        cells = []
+        for name in columns:
+            values = [r.get(stage, 0.0) for r in runs[name]]
+            cells.append(f"{statistics.median(values):>18.2f}   {' '.join(f'{v:.1f}' for v in values):<17}")
+        print(f"{stage:>10} " + " ".join(cells))
+    for name in columns:
+        print(f"{name}: total / disk read {statistics.median(r['total'] for r in runs[name]) / read_s:.1f}x")
 
 
 if __name__ == "__main__":

@@ -119,3 +119,13 @@ def test_a_big_model_is_packed_once_and_written_with_its_metadata(tmp_path, monk
     writer.set_metadata(model, final, reserve=len("{}") + convert_mod.METADATA_ROOM - len(json.dumps(final,
                                                                                                     sort_keys=True)))
     assert real(model) == big_file
+
+
+def test_the_onnx_header_is_the_model_without_its_initializers(tmp_path):
+    from edgekit.convert import _onnx_header
+    model = _gemm()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.helper.set_model_props(model, {"edgekit.labels": "[\"a\", \"b\"]", "edgekit.input_shapes": "{}"})
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    del model.graph.initializer[:]
+    assert _onnx_header(tmp_path / "m.onnx").SerializeToString() == model.SerializeToString()
