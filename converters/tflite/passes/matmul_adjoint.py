@@ -6,14 +6,16 @@ BATCH_MATMUL (adjX / adjY) instead of being moved by a TRANSPOSE op.
 
 Between the Transpose and the MatMul may sit a Mul/Div by a one-element constant (attention's scaling) and a
 Reshape that leaves the last two dimensions alone (adding or dropping leading ones); they are rewritten to
-work on the untransposed data. Every node on the way must have the MatMul path as its only reader. Float
-operands only: an int8 MatMul keeps its quantized lowering.
+work on the untransposed data. Every node on the way must have the MatMul path as its only reader (a swapping
+Transpose kept for that says why in the conversion notes, passes._declined). Float operands only: an int8 MatMul
+keeps its quantized lowering.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edgekit.converters.tflite.ir import DYNAMIC, Graph, Node, Value
+from edgekit.converters.tflite.passes._declined import decline
 
 
 def run(graph: Graph, options=None) -> None:
@@ -44,6 +46,10 @@ def _absorb_transpose(graph: Graph, matmul: Node, pos: int, consumers: dict, pro
         return False
     while True:
         if graph.sole_consumer(name, consumers) is None:
+            swap = producers.get(name)
+            if swap is not None and swap.op_type == "Transpose" and _swaps_last_two(swap):
+                decline(graph, f"MatMul {'adj_x' if pos == 0 else 'adj_y'}", f"'{matmul.name}'",
+                        f"the transposed operand '{name}' is read elsewhere (a TRANSPOSE op is kept)")
             return False
         node = producers.get(name)
         if node is None or node.domain not in ("", "ai.onnx"):
@@ -55,9 +61,7 @@ def _absorb_transpose(graph: Graph, matmul: Node, pos: int, consumers: dict, pro
         chain.append(node)
         name = node.inputs[0]
     source = graph.value(node.inputs[0])
-    perm = list(node.attrs.get("perm") or [])
-    rank = len(perm)
-    if rank < 2 or perm != list(range(rank - 2)) + [rank - 1, rank - 2] or not _plain_float(source):
+    if not _swaps_last_two(node) or not _plain_float(source):
         return False
     first = chain[-1] if chain else matmul
     first.inputs[first.inputs.index(name) if first is not matmul else pos] = node.inputs[0]
@@ -71,6 +75,11 @@ def _absorb_transpose(graph: Graph, matmul: Node, pos: int, consumers: dict, pro
             link.attrs.pop("allowzero", None)
     graph.remove_nodes([node])
     return True
+
+
+def _swaps_last_two(transpose: Node) -> bool:
+    perm = list(transpose.attrs.get("perm") or [])
+    return len(perm) >= 2 and perm == list(range(len(perm) - 2)) + [len(perm) - 1, len(perm) - 2]
 
 
 def _passes_through(graph: Graph, node: Node) -> bool:

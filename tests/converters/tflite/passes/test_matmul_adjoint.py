@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _pass_case import assert_converts, model_text
+from _pass_case import assert_converts, declined, model_text
 
 
 def test_transposed_left_operand_becomes_adj_x():
@@ -21,9 +21,12 @@ def test_scaled_transposed_right_operand_becomes_adj_y():
     assert compiled.graph.ops[1].options.get("adjY") is True
 
 
-def test_a_transpose_read_elsewhere_stays():
-    compiled = assert_converts(model_text("t = Transpose<perm=[0,2,1]>(a)\n y = MatMul(t, b)\n z = Neg(t)",
-                                          "float[2,8,4] a, float[2,8,5] b", "float y, float z"))
+def test_a_transpose_read_elsewhere_stays_and_says_why():
+    text = model_text("t = Transpose<perm=[0,2,1]>(a)\n y = MatMul(t, b)\n z = Neg(t)", "float[2,8,4] a, float[2,8,5] b",
+                      "float y, float z")
+    compiled = assert_converts(text)
+    assert declined(text) == ["MatMul adj_x not applied at 'MatMul_1': the transposed operand 't' is read elsewhere "
+                              "(a TRANSPOSE op is kept)"]
     # the layout pass runs Neg on the untransposed data and moves the transpose to its output
     assert [op.code for op in compiled.graph.ops] == ["TRANSPOSE", "BATCH_MATMUL", "NEG", "TRANSPOSE"]
     assert not compiled.graph.ops[1].options.get("adjX")
