@@ -73,6 +73,44 @@ def build():
     return model.eval()
 
 
+#: an image's path to the normalized input the head was built for: pixels 0-255 → roughly N(0, 1)
+DETECT_PREPROCESS = {"scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "layout": "NCHW"}
+
+
+def detect_check(head_path: Path, with_nms, args, tmp: str) -> str:
+    """`edgekit.load(...).detect(image)` on the head (NMS in numpy) and on the NMS-inside model, each as ONNX and as
+    the TFLite file `edgekit.convert` writes: the same boxes (count, classes, IoU with ONNX Runtime's NMS-inside model)
+    on a few random images."""
+    import onnx
+
+    import edgekit
+    from edgekit.convert import convert
+    work = Path(tmp)
+    head = det.mark_head(onnx.load(str(head_path)), "head", "xyxy")
+    onnx.save(head, str(work / "head_marked.onnx"))
+    onnx.save(with_nms, str(work / "nms.onnx"))
+    files = [work / "head_marked.onnx", work / "nms.onnx"]
+    for f in list(files):
+        convert(f, f.with_suffix(".tflite"), force=True)
+        files.append(f.with_suffix(".tflite"))
+    models = {f.name: edgekit.load(f, preprocess=DETECT_PREPROCESS, threads=2) for f in files}
+    rng = np.random.default_rng(1)
+    worst, same = 1.0, True
+    for _ in range(3):
+        image = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+        found = {name: m.detect(image, conf=args.conf, iou=args.iou, max_det=args.max_det) for name, m in models.items()}
+        want = found["nms.onnx"]
+        for got in found.values():
+            ok = len(got.boxes) == len(want.boxes) and np.array_equal(got.classes, want.classes)
+            same &= bool(ok)
+            if ok and len(want.boxes):
+                worst = min(worst, float(np.diag(det.iou_matrix(got.boxes, want.boxes)).min()))
+    for m in models.values():
+        m.close()
+    return (f"{', '.join(models)}: counts and classes equal {same}; worst matched IoU {worst:.5f} "
+            f"({len(want.boxes)} boxes on the last image)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=8)
@@ -123,6 +161,7 @@ def main() -> None:
         for r in rows:
             print(f"{r[0]:5d} {r[1]:5d} {r[2]:6d} {r[3]:6d} {r[4]:6d} {str(r[5]):>13} {r[6]:8.5f}")
         print(f"all counts and classes equal: {same}; worst matched IoU {worst_iou:.5f}")
+        print("detect() on the models as files (metadata carried by convert): " + detect_check(path, with_nms, args, tmp))
         x = rng.normal(0, 1, (1, 3, SIZE, SIZE)).astype(np.float32)
         timing = {}
         for _ in range(3):  # interleaved rounds, medians
