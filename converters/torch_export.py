@@ -256,16 +256,20 @@ def _torch_load_safely(torch, path: Path):
 def export(spec: str, output: str | Path, *, weights: str | None = None, input_shapes: list[str] | None = None,
            dynamic_batch: bool = False, dynamic_axes: list[str] | tuple = (), opset: int | None = None,
            exporter: str = "auto", atol: float = 1e-4, rtol: float = 1e-3, keep_invalid: bool = False,
-           force: bool = False, trust_torchscript: bool = False, nms: dict | None = None,
+           force: bool = False, trust_torchscript: bool = False, nms: dict | None = None, zoo_dynamic: bool = False,
            log: Callable[[str], None] = lambda msg: None) -> ExportResult:
     """Export SPEC to ONNX at `output`, validated against PyTorch on seeded inputs; written atomically.
+
+    zoo_dynamic: also make the dimensions a zoo entry declares dynamic (ZooEntry.dynamic_axes, e.g. zoo:transformer's
+    tokens:1=seq). Opt-in: a recurrent zoo model with a run-time length does not compile to TFLite (its loops need a
+    fixed step count), so `export zoo:gru | convert` keeps working by default.
 
     nms: append box decoding and NMS to the validated detection head (keyword arguments of
     edgekit.detection.nms_options: conf, iou, max_det, agnostic, box_format, head)."""
     if nms is not None:
         from edgekit.detection import nms_options
         nms = nms_options(**nms)
-        if dynamic_batch or dynamic_axes:
+        if dynamic_batch or dynamic_axes or zoo_dynamic:
             raise UsageError("NMS appended by export needs static shapes (batch 1, a fixed number of anchors); "
                              "dynamic axes were requested.", hint="Drop --dynamic-batch/--dynamic-axis with --nms.")
     output = check_output(output, (spec.split(":")[0] if ":" in spec and not spec.startswith("zoo:") else spec, weights),
@@ -273,7 +277,7 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
     if exporter not in ("auto", "dynamo", "torchscript"):
         raise UsageError(f"Unknown exporter '{exporter}'.", hint="Choose auto, dynamo or torchscript.")
     source = load_spec(spec, weights, input_shapes, trust_torchscript)
-    axes = _dynamic_axes(source, dynamic_batch, dynamic_axes)
+    axes = _dynamic_axes(source, dynamic_batch, dynamic_axes, zoo_dynamic)
     torch = require("torch", "Exporting from PyTorch")
     examples = _example_tensors(source.inputs, seed=0)
     try:
@@ -354,9 +358,18 @@ def _exporter_note(used: str, requested: str, attempts) -> str:
     return f"TorchScript exporter, because the dynamo exporter {first[3]}"
 
 
-def _dynamic_axes(source: SourceModel, dynamic_batch: bool, dynamic_axes) -> dict:
+def _dynamic_axes(source: SourceModel, dynamic_batch: bool, dynamic_axes, zoo_dynamic: bool = False) -> dict:
     axes: dict[str, dict[int, str]] = {}
     names = [i.name for i in source.inputs]
+    if zoo_dynamic:
+        if not source.spec.startswith("zoo:") or not source.dynamic_axes:
+            from edgekit.zoo import ZOO
+            declaring = ", ".join(f"zoo:{e.name}" for e in ZOO.values() if e.dynamic_axes)
+            raise UsageError(f"--zoo-dynamic applies the dynamic axes a zoo entry declares; '{source.spec}' declares none.",
+                             hint=f"Entries that declare some: {declaring}. For other models give --dynamic-axis "
+                                  "INPUT:DIM=LABEL.")
+        for name, dims in source.dynamic_axes.items():
+            axes.setdefault(name, {}).update({int(d): label for d, label in dims.items()})
     if dynamic_batch:
         for i in source.inputs:
             axes.setdefault(i.name, {})[0] = "batch"

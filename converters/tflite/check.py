@@ -27,6 +27,10 @@ DYNAMIC_OK = {
     "MatMul", "BatchMatMul", "Gemm", "Softmax", "LayerNormalization", "Gelu", "FastGelu",
     # convolutions and pooling over a run-time height and width (NHWC; padding fixed by the kernel, not the size)
     "Conv", "Relayout", "Resize", "Upsample",
+    # reductions over constant axes: the kernels read the reduced sizes at run time (MEAN divides by them there)
+    "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
+    # int8: QUANTIZE / DEQUANTIZE are elementwise (per-axis scales run along a weight's static axis)
+    "QuantizeLinear", "DequantizeLinear",
 }
 #: ops whose output size depends on the values of their input: a TFLite tensor's size is fixed when it is allocated
 DATA_DEPENDENT_SIZE = {"NonZero", "Unique"}

@@ -15,6 +15,9 @@ from edgekit.cli.common import console, emit_json, handle_errors, input_shape_op
 @click.option("--dynamic-batch", is_flag=True, help="Make dimension 0 of every input dynamic ('batch').")
 @click.option("--dynamic-axis", "dynamic_axes", multiple=True, metavar="INPUT:DIM=LABEL",
               help="Make one dimension dynamic, e.g. x:1=seq. Repeatable.")
+@click.option("--zoo-dynamic", is_flag=True,
+              help="zoo:NAME only: make the dimensions the zoo entry declares dynamic (zoo:transformer tokens:1=seq; "
+                   "zoo:rnn/lstm/gru x:1=seq, which export but do not compile to TFLite). Off by default.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default 18).")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
               help="auto: dynamo first, then the TorchScript exporter.")
@@ -35,7 +38,7 @@ from edgekit.cli.common import console, emit_json, handle_errors, input_shape_op
 @click.option("--nms-head", default=None, help="With --nms: the head output's name (default: the only output).")
 @json_option
 @handle_errors
-def command(spec, output, weights, input_shapes, dynamic_batch, dynamic_axes, opset, exporter, atol, rtol,
+def command(spec, output, weights, input_shapes, dynamic_batch, dynamic_axes, zoo_dynamic, opset, exporter, atol, rtol,
             keep_invalid, trust_torchscript, force, nms, nms_conf, nms_iou, max_det, nms_agnostic, box_format,
             nms_head, json_path):
     """Export a PyTorch model to ONNX and validate it against PyTorch.
@@ -60,7 +63,7 @@ def command(spec, output, weights, input_shapes, dynamic_batch, dynamic_axes, op
             result = export(spec, output, weights=weights, input_shapes=list(input_shapes), dynamic_batch=dynamic_batch,
                             dynamic_axes=list(dynamic_axes), opset=opset, exporter=exporter, atol=atol, rtol=rtol,
                             keep_invalid=keep_invalid, force=force, trust_torchscript=trust_torchscript,
-                            nms=nms_kwargs, log=lambda msg: console.print(f"[yellow]{msg}[/]"))
+                            nms=nms_kwargs, zoo_dynamic=zoo_dynamic, log=lambda msg: console.print(f"[yellow]{msg}[/]"))
     except ValidationError:
         raise
     _render(result)

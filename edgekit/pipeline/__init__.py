@@ -75,6 +75,7 @@ def pipeline(source: str, output_dir: str | Path = "edgekit-out", *, overrides: 
     report = run.report(chosen, best, time.perf_counter() - started)
     report["devices"] = recommend_on_devices(chosen, config, run.device_info)
     report["device_rows"] = run.device_rows(chosen)
+    report["dims"] = run.dims  # the sizes evaluation, random calibration and bench gave the dynamic dims
     report["output_dir"] = str(out)
     if best is not None:
         dest = out / f"best{best.path.suffix}"
@@ -122,6 +123,7 @@ class _Run:
         self.exported: Path | None = None
         self.export_info: dict = {}
         self.device_info: list[dict] = []
+        self.dims: dict[str, int] = {}   # LABEL → size fed to the exported model's dynamic dims
 
     # ---------------------------------------------------------------- steps
     def _step(self, step: str, settings: dict, inputs: list, artifact: Path, make: Callable[[], dict]):
@@ -143,10 +145,14 @@ class _Run:
         spec = c.spec if c.spec.startswith("zoo:") or ":" not in c.spec else _spec_path(c)
         spec_file = spec.split(":")[0] if ":" in spec and not spec.startswith("zoo:") else None
         settings = {"spec": c.spec, "input_shapes": c.input_shapes}
+        if c.dynamic_axes or c.zoo_dynamic:
+            settings.update(dynamic_axes=c.dynamic_axes, zoo_dynamic=c.zoo_dynamic)
         result, _ = self._step("export", settings, [spec_file, c.path(c.weights)], artifact,
                                lambda: export(spec, artifact, weights=c.path(c.weights), input_shapes=c.input_shapes or None,
+                                              dynamic_axes=c.dynamic_axes, zoo_dynamic=c.zoo_dynamic,
                                               force=True).as_dict())
         self.exported, self.export_info = artifact, result
+        self.dims = dynamic_sizes(result, c.dims)
 
     def build(self, variant: Variant, variants: dict) -> None:
         parent = variants.get(PARENT[variant.name]) if PARENT[variant.name] else None
@@ -186,6 +192,8 @@ class _Run:
         from edgekit.quantize import quantize
         c = self.config
         calib = c.path(c.calibration) or "random"
+        if calib == "random" and any(i > 0 for i in self._dynamic_positions()):
+            calib = str(self._random_calibration())
         common = dict(mode=mode, calib=calib, preprocess=c.preprocess_spec(), eval_data=c.path(c.eval),
                       allow_slower=True, threads=max(c.threads), speed=c.speed, force=True)
         try:
@@ -213,6 +221,24 @@ class _Run:
 
     _make_tflite_fp32 = _make_tflite_fp16 = _make_tflite_dynamic = _make_tflite_int8 = _convert
 
+    def _dynamic_positions(self) -> list[int]:
+        return [int(d) for axes in self.export_info.get("dynamic_axes", {}).values() for d in axes]
+
+    def _random_calibration(self) -> Path:
+        """Random calibration rows at `dims` for a model with a dynamic non-batch dim: the quantizer's own random
+        source gives such a dim size 1, and a sequence model calibrated on one-token inputs is calibrated on nothing
+        like its use. Seeded (32 rows, as the quantizer's), so the quantize step's cache key stays stable."""
+        import io
+        from edgekit import runtimes
+        from edgekit.inputs import random_inputs
+        with runtimes.load(self.exported, runtime="onnxruntime", provider="cpu") as sess:
+            rows = [random_inputs(sess.inputs, seed=i, dims=self.dims, batch=1) for i in range(32)]
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
+        dest = self.out / ("calibration-random-" + "-".join(f"{k}{v}" for k, v in sorted(self.dims.items())) + ".npz")
+        atomic_write(dest, buf.getvalue())
+        return dest
+
     # ---------------------------------------------------------------- accuracy
     def evaluate(self, variants: list[Variant]) -> None:
         """Run every built variant on the same evaluation inputs; score against labels or the float model."""
@@ -222,7 +248,7 @@ class _Run:
         self.notify("evaluate", "running")
         reference_path = next((v.path for v in variants if v.name == "onnx-fp32" and v.path), self.exported)
         with runtimes.load(reference_path, runtime="onnxruntime", provider="cpu") as ref_sess:
-            feeds, labels, described = _evaluation_set(self.config, ref_sess)
+            feeds, labels, described = _evaluation_set(self.config, ref_sess, self.dims)
             reference = _run_rows(ref_sess, feeds, lambda a, i: a, lambda a, i: a)
             from edgekit.detection_metrics import detection_spec, renamed
             boxes = detection_spec(ref_sess.metadata, [o.name for o in ref_sess.outputs])  # a detector: rank by boxes
@@ -271,7 +297,7 @@ class _Run:
                     if v.fmt == "tflite" and provider != "cpu":
                         continue
                     report = bench([v.path], runtime=RUNTIME_OF[v.fmt], provider=provider, threads=threads,
-                                   runs=c.runs, min_time=None if c.runs else c.min_time, keep_going=True,
+                                   dims=self.dims, runs=c.runs, min_time=None if c.runs else c.min_time, keep_going=True,
                                    samples=False, time_limit=60)
                     result = report["models"][0]
                     if result["status"] != "ok":
@@ -294,7 +320,7 @@ class _Run:
         from edgekit.remote import bench_devices
         step = f"bench on {len(c.devices)} device(s)"
         self.notify(step, "running")
-        report = bench_devices([v.path for v in ready], c.devices, runs=c.runs,
+        report = bench_devices([v.path for v in ready], c.devices, dims=self.dims, runs=c.runs,
                                min_time=None if c.runs else c.min_time, samples=False, time_limit=60)
         self.device_info = [{k: info.get(k) for k in ("name", "url", "status", "error", "python", "edgekit")}
                             | {"environment": _environment_summary(info.get("environment"))}
@@ -374,6 +400,21 @@ def _environment_summary(env: dict | None) -> dict | None:
     return {k: env.get(k) for k in ("cpu", "arch", "usable_cores", "memory_gb", "python", "edgekit", "packages")}
 
 
+def dynamic_sizes(export_info: dict, given: dict) -> dict[str, int]:
+    """LABEL → size for the exported model's dynamic dims: `given` ([model] dims), else the export example size."""
+    sizes, shapes = {}, {i["name"]: i["shape"] for i in export_info.get("inputs", [])}
+    for name, axes in export_info.get("dynamic_axes", {}).items():
+        for dim, label in axes.items():
+            sizes.setdefault(label, shapes[name][int(dim)])
+    unknown = sorted(set(given) - set(sizes))
+    if unknown:
+        raise UsageError(f"[model] dims gives sizes for {unknown}, which are not dynamic dimensions of the exported "
+                         f"model (its dynamic dimensions: {sorted(sizes) or 'none'}).",
+                         hint='Name the labels of [model] dynamic_axes (e.g. dynamic_axes = ["tokens:1=seq"], '
+                              "dims = {seq = 32}).")
+    return sizes | dict(given)
+
+
 def _spec_path(c: PipelineConfig) -> str:
     target, factory = c.spec.rsplit(":", 1)
     if target.endswith(".py"):
@@ -385,6 +426,8 @@ def _variant_settings(name: str, c: PipelineConfig) -> dict:
     settings = {"variant": name}
     if name.startswith("onnx-int8") or name == "onnx-fp16":
         settings.update(max_drop=c.max_drop, threads=max(c.threads), preprocess=c.preprocess, speed=c.speed)
+        if c.dims:  # the random calibration's sizes (other sizes follow from the exported model, hashed as input)
+            settings["dims"] = c.dims
     return settings
 
 
@@ -396,7 +439,7 @@ def _best_reason(best: Variant, c: PipelineConfig) -> str:
     return f"{words}: p50 {b['p50_ms']:.3f} ms on {b['runtime']} ({b['threads']} threads)"
 
 
-def _evaluation_set(config: PipelineConfig, sess) -> tuple[list[dict], np.ndarray | None, str]:
+def _evaluation_set(config: PipelineConfig, sess, dims: dict | None = None) -> tuple[list[dict], np.ndarray | None, str]:
     """Rows of feeds (batch 1 or the model's batch) and labels if the eval data has them."""
     from edgekit.inputs import load_npz, random_inputs
     if config.eval:
@@ -407,7 +450,7 @@ def _evaluation_set(config: PipelineConfig, sess) -> tuple[list[dict], np.ndarra
         n = min(len(next(iter(arrays.values()))), config.eval_samples)
         rows = [{k: v[i:i + 1] for k, v in arrays.items()} for i in range(n)]
         return rows, labels, f"{n} samples from {config.eval}" + (" with labels" if labels is not None else "")
-    rows = [random_inputs(sess.inputs, seed=1000 + i, batch=1) for i in range(min(config.eval_samples, 64))]
+    rows = [random_inputs(sess.inputs, seed=1000 + i, dims=dims, batch=1) for i in range(min(config.eval_samples, 64))]
     return rows, None, (f"{len(rows)} seeded random inputs (no eval data given: each variant is scored by the "
                         f"cosine similarity of its outputs to the float model's — argmax agreement on random inputs "
                         f"says little — not by ground truth)")

@@ -26,6 +26,10 @@ class PipelineConfig:
     spec: str
     weights: str | None = None
     input_shapes: list[str] = field(default_factory=list)
+    dynamic_axes: list[str] = field(default_factory=list)  # export's --dynamic-axis INPUT:DIM=LABEL, e.g. tokens:1=seq
+    zoo_dynamic: bool = False            # export's --zoo-dynamic: the dynamic axes the zoo entry declares
+    dims: dict = field(default_factory=dict)  # LABEL → size that evaluation, random calibration and bench feed
+                                              # (bench's --dim); a label not given runs at its export example size
     calibration: str = "random"          # .npz / .npy directory / image directory, or "random"
     preprocess: str | dict | None = None  # image folders: edgekit.processing's spec (KEY=VALUE;... text, a table, or a file)
     eval: str | None = None              # .npz keyed by input name, optional `labels`
@@ -83,7 +87,8 @@ def load_config(source: str, overrides: dict | None = None) -> PipelineConfig:
 
 
 _SECTIONS = {
-    "model": {"spec": "spec", "weights": "weights", "input_shapes": "input_shapes"},
+    "model": {"spec": "spec", "weights": "weights", "input_shapes": "input_shapes", "dynamic_axes": "dynamic_axes",
+              "zoo_dynamic": "zoo_dynamic", "dims": "dims"},
     "data": {"calibration": "calibration", "preprocess": "preprocess", "eval": "eval", "eval_samples": "eval_samples"},
     "variants": {"include": "variants", "speed": "speed"},
     "bench": {"threads": "threads", "providers": "providers", "runs": "runs", "min_time": "min_time"},
@@ -120,7 +125,8 @@ def _from_toml(raw: dict, source: str, base_dir: str | Path = ".") -> PipelineCo
     return PipelineConfig(**values)
 
 
-_TYPES = {"spec": str, "weights": (str, type(None)), "input_shapes": list, "calibration": str,
+_TYPES = {"spec": str, "weights": (str, type(None)), "input_shapes": list, "dynamic_axes": list, "dims": dict,
+          "calibration": str,
           "preprocess": (str, dict, type(None)), "eval": (str, type(None)), "variants": list, "threads": list,
           "providers": list, "runs": (int, type(None)), "min_time": (int, float), "max_drop": (int, float),
           "latency_budget_ms": (int, float, type(None)), "fail_below": (int, float, type(None)), "eval_samples": int,
@@ -130,6 +136,9 @@ _TYPES = {"spec": str, "weights": (str, type(None)), "input_shapes": list, "cali
 def _check(config: PipelineConfig) -> None:
     wrong = [f"{k} = {getattr(config, k)!r}" for k, t in _TYPES.items()
              if not isinstance(getattr(config, k), t) or isinstance(getattr(config, k), bool)]
+    wrong += [f"zoo_dynamic = {config.zoo_dynamic!r}"] if not isinstance(config.zoo_dynamic, bool) else []
+    wrong += [f"dynamic_axes = {config.dynamic_axes!r}"] if not all(isinstance(a, str) for a in config.dynamic_axes) else []
+    wrong += [f"dims.{k} = {v!r}" for k, v in (config.dims if isinstance(config.dims, dict) else {}).items() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
     if wrong:
         raise UsageError(f"Pipeline settings of the wrong type: {', '.join(wrong)}.",
                          hint="Lists are written [\"a\", \"b\"] in TOML, numbers without quotes; see "

@@ -17,7 +17,9 @@ class ZooEntry:
     outputs: tuple  # output names
     family: str
     task: str = "classification"  # classification | regression | generation | detection | segmentation
-    dynamic_axes: dict = field(default_factory=dict)  # {input: {dim: label}} validated at two sizes
+    # {input: {dim: label}} that may be dynamic: `export --zoo-dynamic` (pipeline [model] zoo_dynamic) makes them so,
+    # validated at two sizes; the recurrent ones export but do not compile to TFLite (fixed loop step counts)
+    dynamic_axes: dict = field(default_factory=dict)
     description: str = ""
     # how apps feed it and name its classes, in the processing file's form (edgekit.processing); export writes it into
     # the model's metadata so `edgekit.load(model).detect()/segment()` needs nothing else
