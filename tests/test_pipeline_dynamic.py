@@ -94,3 +94,24 @@ def test_export_zoo_dynamic_refuses_an_entry_without_declared_axes(tmp_path):
     result = CliRunner().invoke(main, ["export", "zoo:mlp", "--zoo-dynamic", "-o", str(tmp_path / "m.onnx")])
     assert result.exit_code == 2 and "declares none" in result.output and "zoo:transformer" in result.output
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"])
+@pytest.mark.parametrize("axis,keepdims", [(1, 0), (1, 1), (2, 0)])
+def test_reduction_over_or_beside_a_dynamic_dim_converts_and_validates_at_two_sizes(tmp_path, op, axis, keepdims):
+    """check.DYNAMIC_OK admits reductions with constant axes (zoo:transformer's mean over its tokens): convert
+    validates each at the example size and another, against ONNX Runtime."""
+    from onnx import TensorProto, helper
+    from edgekit.convert import convert
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [axis])
+    out_shape = [1 if i == axis else d for i, d in enumerate([1, "tokens", 8]) if keepdims or i != axis]
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node(op, ["r", "axes"], ["y"], keepdims=keepdims)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "tokens", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], [axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "r.onnx")
+    result = convert(tmp_path / "r.onnx", tmp_path / "r.tflite")
+    assert result.passed and result.input_shapes == {"x": [1, -1, 8]}
+    assert len({s["x"][1] for s in result.validated_shapes}) == 2
