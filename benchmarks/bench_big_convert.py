@@ -1,4 +1,4 @@
-"""Big weights convert at disk speed: VGG-11-BN (531 MB of float32 weights, random, seeded) through
+"""How far big weights convert from disk speed: VGG-11-BN (531 MB of float32 weights, random, seeded) through
 `edgekit.convert.convert`, timed stage by stage, next to the time this machine takes to read the same ONNX file.
 
     python benchmarks/bench_big_convert.py [--repeat 3] [--onnx /tmp/vgg11_bn.onnx] [--compare DIR]
