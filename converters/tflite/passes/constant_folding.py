@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.converters.tflite.importer import STRIPPED_ELEMENTS
 from edgekit.converters.tflite.ir import DYNAMIC, Graph, Node
 
 NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -66,7 +67,9 @@ def _refine_shapes(node: Node, graph: Graph) -> None:
     from onnx import helper
     types = {v.name: helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(v.dtype),
                                                    [None if d == DYNAMIC else d for d in v.shape]) for v in inputs}
-    data = {v.name: onnx.numpy_helper.from_array(v.const, v.name) for v in inputs if v.is_const}
+    # inference reads the values of shape-like inputs only; a weight's values would be a copy of it per node
+    data = {v.name: onnx.numpy_helper.from_array(v.const, v.name) for v in inputs
+            if v.is_const and v.const.size <= STRIPPED_ELEMENTS}
     attrs = {k: onnx.numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v for k, v in node.attrs.items()}
     try:
         schema = onnx.defs.get_schema(node.op_type, graph.opset, node.domain)

@@ -129,3 +129,17 @@ def test_the_onnx_header_is_the_model_without_its_initializers(tmp_path):
     onnx.save(model, str(tmp_path / "m.onnx"))
     del model.graph.initializer[:]
     assert _onnx_header(tmp_path / "m.onnx").SerializeToString() == model.SerializeToString()
+
+
+def test_shape_refinement_on_a_run_time_dim_copies_no_weight(monkeypatch):
+    from edgekit.converters.tflite.ir import DYNAMIC
+    from edgekit.converters.tflite.passes import constant_folding
+    text = model_text("h = MatMul(x, w)\ny = Reshape(h, v)", "float[1,T,48] x", "float y", 13,
+                      w=W.T.copy(), v=np.asarray([0, -1, 2], np.int64))
+    graph = importer.import_model(as_model(text))
+    copied = []
+    real = onnx.numpy_helper.from_array
+    monkeypatch.setattr(onnx.numpy_helper, "from_array", lambda a, name=None: copied.append(name) or real(a, name))
+    constant_folding.run(graph)
+    assert "w" not in copied and "v" in copied  # the Reshape's target is still read
+    assert graph.values["h"].shape == (1, DYNAMIC, BIG[0])
