@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import numpy as np
+
+from edgekit.timing import interleaved_p50_ms
 
 GATES = {"LSTM": 4, "GRU": 3}
 
@@ -49,23 +50,6 @@ def compiled(onnx_model, looped: bool) -> tuple[bytes, float]:
         recurrent.UNROLL_MAX_STEPS, recurrent.UNROLL_MAX_WEIGHT_BYTES = kept
 
 
-def p50s(sessions: dict, feeds: dict, runs: int, warmup: int, rounds: int = 5) -> dict:
-    """Median ms per session, timed in interleaved rounds so machine load drifts hit every session alike."""
-    prepared = {k: s.prepare(feeds) for k, s in sessions.items()}
-    for k, s in sessions.items():
-        for _ in range(warmup):
-            s.run_prepared(prepared[k])
-    times = {k: [] for k in sessions}
-    per_round = max(1, runs // rounds)
-    for _ in range(rounds):
-        for k, s in sessions.items():
-            for _ in range(per_round):
-                start = time.perf_counter()
-                s.run_prepared(prepared[k])
-                times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
-
-
 def bench(op: str, steps: int, features: int, hidden: int, runs: int, warmup: int) -> dict:
     from edgekit import runtimes
     onnx_model = model(op, steps, features, hidden)
@@ -76,7 +60,7 @@ def bench(op: str, steps: int, features: int, hidden: int, runs: int, warmup: in
                                                                                   threads=2) as w:
         a, b = u.run(feeds), w.run(feeds)
         agree = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
-        ms = p50s({"unrolled": u, "while": w}, feeds, runs, warmup)
+        ms = interleaved_p50_ms({"unrolled": u, "while": w}, {"unrolled": feeds, "while": feeds}, runs, warmup)
     return {"op": op, "steps": steps, "unrolled_ms": ms["unrolled"], "while_ms": ms["while"],
             "unrolled_mb": len(unrolled) / 1e6, "while_mb": len(looped) / 1e6, "unrolled_s": unrolled_s,
             "while_s": looped_s, "max_diff": agree}

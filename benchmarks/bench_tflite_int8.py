@@ -11,31 +11,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.timing import interleaved_p50_ms
+
 TARGETS = {"resnet": 3.0, "mobilenet": 1.4}
-
-
-def p50s(sessions: dict, feeds: dict, runs: int, warmup: int, rounds: int = 5) -> dict:
-    """Median ms per session, timed in interleaved rounds so machine load drifts hit every session alike."""
-    prepared = {k: s.prepare(feeds[k]) for k, s in sessions.items()}
-    for k, s in sessions.items():
-        for _ in range(warmup):
-            s.run_prepared(prepared[k])
-    times = {k: [] for k in sessions}
-    per_round = max(1, runs // rounds)
-    for _ in range(rounds):
-        for k, s in sessions.items():
-            for _ in range(per_round):
-                start = time.perf_counter()
-                s.run_prepared(prepared[k])
-                times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def top1(sess, xs, layout=None) -> np.ndarray:
@@ -71,7 +55,7 @@ def bench(name: str, size: int, runs: int, warmup: int, samples: int, workdir: P
             runtimes.load(qdq_path, runtime="onnxruntime", threads=2) as oq:
         sessions = {"litert_float": lf, "litert_int8": l8, "ort_qdq": oq}
         feeds = {k: {s.inputs[0].name: to_layout(x, s.inputs[0].layout)} for k, s in sessions.items()}
-        ms = p50s(sessions, feeds, runs, warmup)
+        ms = interleaved_p50_ms(sessions, feeds, runs, warmup)
         t_int8, t_qdq, t_float = top1(l8, xs, l8.inputs[0].layout), top1(oq, xs), top1(lf, xs, lf.inputs[0].layout)
     return {"model": name, "shape": shape, **ms, "speedup": ms["litert_float"] / ms["litert_int8"],
             "target": TARGETS.get(name), "float_mb": len(float_data) / 1e6, "int8_mb": len(int8_data) / 1e6,

@@ -117,3 +117,21 @@ def time_session(session, feeds, *, runs: int | None = None, min_time: float | N
     prepared = session.prepare(feeds)
     return time_callable(session.runner(prepared), runs=runs, min_time=min_time, warmup=warmup,
                          time_limit=time_limit, on_timing_start=on_timing_start)
+
+
+def interleaved_p50_ms(sessions: dict, feeds: dict, runs: int, warmup: int, rounds: int = 5) -> dict:
+    """Median ms per session, timed in interleaved rounds so machine-load drifts hit every session alike (the side
+    by side figures the benchmarks report). `feeds`: {session key: that session's feeds}."""
+    prepared = {k: s.prepare(feeds[k]) for k, s in sessions.items()}
+    for k, s in sessions.items():
+        for _ in range(warmup):
+            s.run_prepared(prepared[k])
+    times: dict = {k: [] for k in sessions}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for k, s in sessions.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                s.run_prepared(prepared[k])
+                times[k].append(time.perf_counter() - start)
+    return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
