@@ -44,10 +44,7 @@ def main() -> None:
         onnx.save(det.mark_head(onnx.load(str(tmp / "head.onnx")), "detections"), str(tmp / "head.onnx"))
         np.savez(tmp / "calib.npz", image=zoo.to_input(images[:64]).numpy())
         eval_images, eval_labels = zoo.shapes_dataset(100, seed=2)
-        padded = np.full((len(eval_labels), 4, 5), -1, np.float32)
-        for i, lab in enumerate(eval_labels):
-            padded[i, :len(lab["boxes"]), :4], padded[i, :len(lab["boxes"]), 4] = lab["boxes"], lab["classes"]
-        np.savez(tmp / "eval.npz", image=zoo.to_input(eval_images).numpy(), labels=padded)
+        np.savez(tmp / "eval.npz", image=zoo.to_input(eval_images).numpy(), labels=dm.padded_box_labels(eval_labels))
         from edgekit.quantize import quantize
         t0 = time.perf_counter()
         q = quantize(tmp / "head.onnx", tmp / "head_int8.onnx", calib=str(tmp / "calib.npz"),

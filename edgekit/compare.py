@@ -168,7 +168,7 @@ def compare(models, *, runtime: str = "auto", provider: str = "auto", threads: i
     try:
         ref = sessions[0]
         # reference-layout (channels-first) inputs, generated once from the reference's declared inputs
-        given, eval_arrays = None, load_npz(eval_data, None) if eval_data is not None else None
+        given, eval_arrays = None, load_npz(eval_data, None, what="evaluation file (--eval)") if eval_data is not None else None
         pre_label = preprocess if isinstance(preprocess, str) or preprocess is None else "given spec"
         if eval_arrays is not None and not inputs:
             given, ref_feeds = eval_arrays, _match_npz(eval_arrays, ref, eval_data)

@@ -150,6 +150,20 @@ def box_labels(array) -> list:
             for rows in array]
 
 
+def padded_box_labels(labels: list, width: int | None = None) -> np.ndarray:
+    """Per-image {boxes, classes} → one padded array [N, width, 5] (x1, y1, x2, y2, class; class -1 pads), the form
+    evaluation files hold and `box_labels` reads back; width defaults to the most boxes in one image."""
+    width = max([len(lab["boxes"]) for lab in labels] + [1]) if width is None else width
+    out = np.full((len(labels), width, 5), -1, np.float32)
+    for i, lab in enumerate(labels):
+        n = len(lab["boxes"])
+        if n > width:
+            raise ValueError(f"image {i} has {n} boxes, more than the width {width}")
+        out[i, :n, :4] = lab["boxes"]
+        out[i, :n, 4] = lab["classes"]
+    return out
+
+
 def judge(reference: list, candidate: list, labels: list | None = None, iou: float = 0.5) -> dict:
     """Matched-box agreement of a candidate with the reference model (IoU >= `iou`, same class) and, with labels,
     both models' mAP@0.5: what compare, quantize and the pipeline report for detectors."""

@@ -106,11 +106,12 @@ def check_memory(tensors: dict[str, tuple[tuple, np.dtype]], what: str = "the in
                          hint="Use smaller shapes (--input-shape, --batch, --dim).")
 
 
-def load_npz(path: str | Path, infos=None) -> dict[str, np.ndarray]:
-    """Load inputs keyed by input name from an .npz; check names, ranks, static dims and dtypes against `infos`."""
+def load_npz(path: str | Path, infos=None, what: str = "inputs file") -> dict[str, np.ndarray]:
+    """Load inputs keyed by input name from an .npz; check names, ranks, static dims and dtypes against `infos`.
+    `what` names the file in errors (an evaluation file is not an inputs file to the user who gave it)."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"The inputs file '{path}' does not exist.", hint="Give an .npz keyed by input name.")
+        raise UsageError(f"The {what} '{path}' does not exist.", hint="Give an .npz keyed by input name.")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -12,7 +12,6 @@ wire format directly).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from edgekit.app import Model, Prediction
-from edgekit.errors import EnvironmentProblem, InvalidModelError, UnsupportedModelError, UsageError
+from edgekit.errors import EnvironmentProblem, UnsupportedModelError, UsageError
+from edgekit.runtimes.base import json_dict
 
 __all__ = ["TextModel", "TruncationWarning", "attach_tokenizer", "load_tokenizer", "embedding_rows"]
 
@@ -162,13 +162,7 @@ def embedding_rows(model: bytes | str | os.PathLike, ids_input: str, metadata: d
 
 
 def _text_metadata(metadata: dict | None) -> dict:
-    raw = (metadata or {}).get("edgekit.text")
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
-    return raw if isinstance(raw, dict) else {}
+    return json_dict((metadata or {}).get("edgekit.text"))
 
 
 def _read(path) -> bytes | None:

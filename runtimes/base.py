@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -137,3 +138,14 @@ class ProviderFallbackWarning(UserWarning):
 def warn_fallback(message: str) -> None:
     import warnings
     warnings.warn(message, ProviderFallbackWarning, stacklevel=4)
+
+
+def json_dict(raw) -> dict:
+    """A metadata value that should hold a JSON object (text, or already parsed) → that dict; {} when it is
+    missing, not JSON or not an object: metadata from an untrusted file never raises here."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    return raw if isinstance(raw, dict) else {}

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from edgekit.errors import EnvironmentProblem, InvalidModelError, UsageError
-from edgekit.runtimes.base import Session, TensorInfo
+from edgekit.runtimes.base import Session, TensorInfo, json_dict
 
 
 LITERT_HINT = 'Install LiteRT with: pip install "edgekit[tflite]" (the package ai-edge-litert).'
@@ -78,7 +78,7 @@ class LiteRtSession(Session):
             raise InvalidModelError(f"LiteRT could not load '{label}': {str(exc).strip().splitlines()[0][:400]}",
                                     hint="Check the file with `edgekit inspect`; re-convert it if it is damaged.") from exc
         meta = _metadata(kwargs.get("model_content") or label)
-        layouts, labels = _layouts(meta), _json_dict(meta.get("edgekit.dim_labels"))
+        layouts, labels = _layouts(meta), json_dict(meta.get("edgekit.dim_labels"))
         self = cls(path=label, runtime="litert", provider="cpu",
                    inputs=[_info(d, layouts, labels) for d in interp.get_input_details()],
                    outputs=[_info(d, layouts, labels) for d in interp.get_output_details()],
@@ -147,16 +147,7 @@ def _package_label(interpreter_cls) -> str:
 
 
 def _layouts(meta: dict) -> dict:
-    return _json_dict(meta.get("edgekit.io_layouts"))
-
-
-def _json_dict(raw) -> dict:
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
-    return raw if isinstance(raw, dict) else {}
+    return json_dict(meta.get("edgekit.io_layouts"))
 
 
 def _read_bytes(path: str) -> bytes:

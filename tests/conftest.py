@@ -34,3 +34,12 @@ def zoo_onnx(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance (2 CPUs) for the tests that dispatch to Ray; shut down after the module."""
+    ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "edgekit[ray]"')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

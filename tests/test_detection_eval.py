@@ -20,15 +20,6 @@ from edgekit.converters.torch_export import export  # noqa: E402
 from edgekit.zoo import detection as zoo  # noqa: E402
 
 
-def padded_labels(labels, width=4):
-    """Per-image labels → [N, width, 5] (x1, y1, x2, y2, class; class -1 pads)."""
-    out = np.full((len(labels), width, 5), -1, np.float32)
-    for i, lab in enumerate(labels):
-        out[i, :len(lab["boxes"]), :4] = lab["boxes"]
-        out[i, :len(lab["boxes"]), 4] = lab["classes"]
-    return out
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The detector trained ~120 steps, exported as a marked head and with NMS inside (also converted), and held-out
@@ -43,10 +34,10 @@ def files(tmp_path_factory):
     convert(root / "nms.onnx", root / "nms.tflite")
     test_images, test_labels = zoo.shapes_dataset(16, seed=1)
     x = zoo.to_input(test_images).numpy()
-    np.savez(root / "eval.npz", image=x, labels=padded_labels(test_labels))
+    np.savez(root / "eval.npz", image=x, labels=dm.padded_box_labels(test_labels))
     np.savez(root / "images.npz", image=x)
-    np.savez(root / "labels.npz", labels=padded_labels(test_labels))
-    np.savez(root / "short.npz", labels=padded_labels(test_labels[:5]))
+    np.savez(root / "labels.npz", labels=dm.padded_box_labels(test_labels))
+    np.savez(root / "short.npz", labels=dm.padded_box_labels(test_labels[:5]))
     session = ort.InferenceSession(str(root / "head.onnx"), providers=["CPUExecutionProvider"])
     found = [det.postprocess_head(session.run(None, {"image": xi[None]})[0]) for xi in x]
     return root, dm.map50(found, test_labels)

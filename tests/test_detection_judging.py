@@ -14,15 +14,6 @@ from edgekit import detection_metrics as dm  # noqa: E402
 from edgekit.zoo import detection as zoo  # noqa: E402
 
 
-def padded_labels(labels, width=4):
-    """Per-image labels → [N, width, 5] (x1, y1, x2, y2, class; class -1 pads), the evaluation files' form."""
-    out = np.full((len(labels), width, 5), -1, np.float32)
-    for i, lab in enumerate(labels):
-        out[i, :len(lab["boxes"]), :4] = lab["boxes"]
-        out[i, :len(lab["boxes"]), 4] = lab["classes"]
-    return out
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The trained detector's weights and head (marked as a detection head), the head with NMS appended, and images
@@ -40,9 +31,9 @@ def files(tmp_path_factory):
     onnx.save(det.append_nms(head, conf=0.25, max_det=20), str(root / "nms.onnx"))
     onnx.save(det.append_nms(head, conf=0.7, max_det=20), str(root / "nms_strict.onnx"))
     test_images, test_labels = zoo.shapes_dataset(24, seed=1)
-    np.savez(root / "eval.npz", image=zoo.to_input(test_images).numpy(), labels=padded_labels(test_labels))
+    np.savez(root / "eval.npz", image=zoo.to_input(test_images).numpy(), labels=dm.padded_box_labels(test_labels))
     calib_images, calib_labels = zoo.shapes_dataset(48, seed=2)
-    np.savez(root / "calib.npz", image=zoo.to_input(calib_images).numpy(), labels=padded_labels(calib_labels))
+    np.savez(root / "calib.npz", image=zoo.to_input(calib_images).numpy(), labels=dm.padded_box_labels(calib_labels))
     return root
 
 
@@ -144,3 +135,16 @@ max_drop = 0.03
     assert float_map > 0.8 and rows["tflite-fp32"]["accuracy"]["value"] == pytest.approx(float_map, abs=1e-6)
     best = report["best"]
     assert rows[best]["accuracy"]["value"] >= float_map - 0.03
+
+
+def test_padded_box_labels_round_trip_through_box_labels():
+    labels = [{"boxes": np.float32([[1, 2, 3, 4], [5, 6, 7, 8]]), "classes": np.int64([0, 2])},
+              {"boxes": np.zeros((0, 4), np.float32), "classes": np.zeros(0, np.int64)}]
+    padded = dm.padded_box_labels(labels)
+    assert padded.shape == (2, 2, 5) and (padded[1, :, 4] == -1).all()
+    back = dm.box_labels(padded)
+    for want, got in zip(labels, back):
+        np.testing.assert_array_equal(got["boxes"], want["boxes"])
+        np.testing.assert_array_equal(got["classes"], want["classes"])
+    with pytest.raises(ValueError, match="more than the width 1"):
+        dm.padded_box_labels(labels, width=1)

@@ -19,14 +19,6 @@ def test_lanes_follow_the_variant_tree():
                                                    ["onnx-fp16", "tflite-fp16"], ["tflite-fp32"]])
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "edgekit[ray]"')
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_variants_built_on_local_ray_match_the_serial_run(local_ray, tmp_path):
     # speed "off": the quantizer's speed search is timed, so not even two serial runs need agree byte for byte
     settings = {"variants": VARIANTS, "runs": 5, "eval_samples": 8, "threads": [1], "speed": "off"}

@@ -32,14 +32,6 @@ def without_timings(value):
     return value
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "edgekit[ray]"')
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_the_command_line_writes_each_ray_tasks_record_as_the_serial_run_writes_it(local_ray, tmp_path, capsys):
     # a 0.5 s step limit: every export is killed (in the worker's child process) and the rest is skipped, cheaply
     common = ["--models", ",".join(CHEAP), "--step-timeout", "0.5"]
