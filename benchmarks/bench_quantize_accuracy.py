@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "quantize"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 OFF = dict(equalize=False, smoothquant=False, bias_correction=False)
@@ -40,7 +40,7 @@ def main() -> None:
 
     from edgekit.errors import GateError
     from edgekit.quantize import quantize
-    from tests.quantize.outlier_models import MODELS
+    from outlier_models import MODELS
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="cnn,mlp,transformer")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "edgekit-bench-quant-acc"))

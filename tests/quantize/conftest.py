@@ -1,71 +1,16 @@
 """Real accuracy numbers in seconds: zoo models trained on scikit-learn's bundled digits, exported to ONNX.
 
-`digits_28(...)` and `train_lenet_digits(...)` are plain functions so the TFLite INT8 tests can reuse them
-(`from tests.quantize.conftest import ...` or copy the fixture); the fixtures cache per test session.
+The plain functions live in digits_models.py (importable from other test folders); the fixtures here cache per test
+session.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-HELD_OUT = 360  # the last samples of the shuffled digits, never trained on
-
-
-def digits_28(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """All 1797 digits as (N, 1, 28, 28) float32 in [0, 1] (8x8 upsampled 3x, padded by 2) and int64 labels,
-    shuffled with `seed`."""
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = d.images.astype(np.float32) / 16.0
-    x = np.kron(x, np.ones((1, 3, 3), np.float32))
-    x = np.pad(x, ((0, 0), (2, 2), (2, 2)))[:, None]
-    order = np.random.default_rng(seed).permutation(len(x))
-    return np.ascontiguousarray(x[order]), d.target[order].astype(np.int64)
-
-
-def train_lenet_digits(epochs: int = 4, seed: int = 0):
-    """ZOO['lenet'] trained on all but the last HELD_OUT digits (a few seconds on 1 CPU); → (module, x, y)."""
-    import torch
-    from edgekit.zoo import ZOO
-    x, y = digits_28(seed)
-    torch.manual_seed(seed)
-    model = ZOO["lenet"].build().train()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    xt, yt = torch.from_numpy(x[:-HELD_OUT]), torch.from_numpy(y[:-HELD_OUT])
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval(), x, y
-
-
-def export_onnx(module, example: np.ndarray, path: Path, input_name: str = "image", output_name: str = "logits") -> Path:
-    """torch.onnx.export (dynamo) with the module path of each node recorded as edgekit.module, as edgekit does."""
-    import contextlib
-    import io
-    import warnings
-
-    import onnx
-    import torch
-    from edgekit.converters.torch_export import module_path_of
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (torch.from_numpy(example),), dynamo=True, input_names=[input_name],
-                                    output_names=[output_name])
-    proto = program.model_proto
-    for node in proto.graph.node:
-        path_ = module_path_of(node)
-        if path_:
-            node.metadata_props.add(key="edgekit.module", value=path_)
-    onnx.save(proto, str(path))
-    return path
+from digits_models import HELD_OUT, export_onnx, train_lenet_digits  # tests/quantize is on sys.path
 
 
 @pytest.fixture(scope="session")

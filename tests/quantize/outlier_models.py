@@ -50,7 +50,7 @@ def _accuracy(net, x, y) -> float:
 
 def _save(net, x, y, root: Path, name: str, input_name: str):
     """→ (onnx path, npz path: 240 training samples to calibrate, then the HELD_OUT ones, float accuracy)."""
-    from tests.quantize.conftest import export_onnx
+    from digits_models import export_onnx  # tests/quantize is on sys.path (pytest, or the benchmark)
     root.mkdir(parents=True, exist_ok=True)
     path = export_onnx(net, x[:1], root / f"{name}.onnx", input_name=input_name)
     data = root / f"{name}.npz"

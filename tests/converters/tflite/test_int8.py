@@ -217,7 +217,7 @@ def test_layers_kept_float_are_reported_as_islands(tmp_path):
 # -- the digits LeNet: edgekit quantize, then compile
 
 def _quantize_helpers():
-    path = Path(__file__).resolve().parents[2] / "quantize" / "conftest.py"
+    path = Path(__file__).resolve().parents[2] / "quantize" / "digits_models.py"
     spec = importlib.util.spec_from_file_location("_edgekit_quantize_helpers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
