@@ -33,6 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import coverage_models  # noqa: E402
+from coverage_models import sample_inputs  # noqa: E402
 
 #: step → the step whose output it reads
 STEPS = {"export": None, "optimize": "export", "float": "optimize", "bench": "float",
@@ -43,37 +44,8 @@ CONVERSIONS = {"float": "float", "int8": "INT8", "dynamic_range": "dynamic-range
 CALIBRATION_SAMPLES = 16
 EVAL_SAMPLES = 16  # quantize's accuracy report (and blame) on this many samples, not its default 500
 BENCH_THREADS = 2
-STEP_TIMEOUT = 120.0
+STEP_TIMEOUT = 600.0  # VGG-11-BN's static quantization alone takes minutes on 2 loaded cores
 DEFAULT_OUT = HERE / "coverage_results.jsonl"
-
-
-# ---------------------------------------------------------------- inputs of the right kind
-
-def sample_inputs(model: coverage_models.CoverageModel, count: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """`count` seeded rows per input, stacked on the batch axis: images/video N(0,1) (normalized pixels), token ids
-    over the vocabulary with masks of ones and some trailing padding, audio as tones plus noise, log-mel-like
-    features in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, shape, dtype in model.inputs:
-        rows = (count, *shape[1:])
-        if model.kind in ("image", "video"):
-            out[name] = rng.standard_normal(rows).astype(dtype)
-        elif model.kind == "tokens" and name == "attention_mask":
-            mask = np.ones(rows, dtype=dtype)
-            for r, pad in enumerate(rng.integers(0, rows[-1] // 4 + 1, count)):
-                mask[r, rows[-1] - pad:] = 0
-            out[name] = mask
-        elif model.kind == "tokens":
-            out[name] = rng.integers(0, model.vocab, rows).astype(dtype)
-        elif model.kind == "audio":
-            t = np.arange(rows[-1]) / 16000.0
-            freqs = rng.uniform(100, 2000, (count, 2))
-            tones = sum(np.sin(2 * np.pi * freqs[:, k:k + 1] * t) for k in range(2)) * 0.25
-            out[name] = (tones + 0.05 * rng.standard_normal((count, rows[-1]))).reshape(rows).astype(dtype)
-        else:  # features (normalized log-mel)
-            out[name] = np.clip(0.5 * rng.standard_normal(rows), -1, 1).astype(dtype)
-    return out
 
 
 # ---------------------------------------------------------------- the steps (each runs in a child process)
@@ -238,8 +210,8 @@ def run_models_on_ray(names: list[str], address: str, timeout: float = STEP_TIME
     path on each (a shared filesystem). A model's steps still run in child processes with their time limits, so a
     crash stays a record; Ctrl-C cancels the tasks, whose steps' processes are killed (run_step; a local instance
     shut down right after can leave a cancelled model's temporary work folder behind). Outcomes and
-    reasons are the serial run's; validation figures differ at the noise level, as between any two runs (each
-    export draws the random weights afresh; a Ray task has one CPU, OMP_NUM_THREADS=1); the bench step's LiteRT/ORT
+    reasons are the serial run's; validation figures differ at the noise level (the weights are seeded, but a
+    Ray task has one CPU, OMP_NUM_THREADS=1, and sums in another order); the bench step's LiteRT/ORT
     ratio is taken while other models run, so quote a serial run's ratios."""
     from edgekit.pipeline.ray_sweep import ray_session
     with ray_session(address, what="the coverage suite's models") as ray:

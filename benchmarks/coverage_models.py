@@ -14,15 +14,19 @@ only: edgekit itself never imports torchvision.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import types
 from dataclasses import dataclass
 
+import numpy as np
+
 SEQ = 16  # tokens per text input
 VOCAB = 1000
 HIDDEN = 128
 LAYERS = 2
+BATCHNORM_SAMPLES = 16  # inputs that set BatchNorm's running statistics (see representative())
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,35 @@ class CoverageModel:
     def input_shapes(self) -> list[str]:
         """`--input-shape` strings for edgekit export: NAME=1x3x64x64:float32."""
         return [f"{n}={'x'.join(map(str, s))}:{d}" for n, s, d in self.inputs]
+
+
+# ---------------------------------------------------------------- inputs of the right kind
+
+def sample_inputs(model: CoverageModel, count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`count` seeded rows per input, stacked on the batch axis: images/video N(0,1) (normalized pixels), token ids
+    over the vocabulary with masks of ones and some trailing padding, audio as tones plus noise, log-mel-like
+    features in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape, dtype in model.inputs:
+        rows = (count, *shape[1:])
+        if model.kind in ("image", "video"):
+            out[name] = rng.standard_normal(rows).astype(dtype)
+        elif model.kind == "tokens" and name == "attention_mask":
+            mask = np.ones(rows, dtype=dtype)
+            for r, pad in enumerate(rng.integers(0, rows[-1] // 4 + 1, count)):
+                mask[r, rows[-1] - pad:] = 0
+            out[name] = mask
+        elif model.kind == "tokens":
+            out[name] = rng.integers(0, model.vocab, rows).astype(dtype)
+        elif model.kind == "audio":
+            t = np.arange(rows[-1]) / 16000.0
+            freqs = rng.uniform(100, 2000, (count, 2))
+            tones = sum(np.sin(2 * np.pi * freqs[:, k:k + 1] * t) for k in range(2)) * 0.25
+            out[name] = (tones + 0.05 * rng.standard_normal((count, rows[-1]))).reshape(rows).astype(dtype)
+        else:  # features (normalized log-mel)
+            out[name] = np.clip(0.5 * rng.standard_normal(rows), -1, 1).astype(dtype)
+    return out
 
 
 def _torchvision():
@@ -350,8 +383,32 @@ MODELS: dict[str, CoverageModel] = {m.name: m for m in _ENTRIES}
 QUICK = [m.name for m in _ENTRIES if m.quick]
 
 
+def representative(model: CoverageModel):
+    """`model` built as a trained network would look to a converter: weights from a fixed seed, and every BatchNorm's
+    running statistics estimated on inputs of the model's kind (what training leaves in them).
+
+    With the constructors' defaults (mean 0, variance 1) random-weight CNNs shrink their activations layer by layer —
+    MobileNet V2's logits come out near 1e-9, EfficientNet-B0's near 1e-14 — and a converter is then judged on
+    float32 round-off and denormals, which no trained model feeds it. Layers without BatchNorm are untouched."""
+    import torch
+    torch.manual_seed(0)
+    net = model.build()
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if norms:
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a plain average over the batches seen
+            norm.train()
+        feeds = sample_inputs(model, BATCHNORM_SAMPLES, seed=2)
+        with torch.no_grad():
+            net(*(torch.from_numpy(feeds[name]) for name, _, _ in model.inputs))
+        for norm in norms:
+            norm.eval()
+    return net
+
+
 def __getattr__(name: str):
-    """`coverage_models:NAME` as an export SPEC: the factory of the model NAME."""
+    """`coverage_models:NAME` as an export SPEC: the factory of the model NAME (seeded, BatchNorm statistics set)."""
     if name in MODELS:
-        return MODELS[name].build
+        return functools.partial(representative, MODELS[name])
     raise AttributeError(name)
