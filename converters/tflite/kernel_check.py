@@ -135,7 +135,27 @@ def _first_violation(op: TflOp, g: TflGraph) -> str:
         bad = _transpose_violation(inputs)
         if bad:
             return bad
+    if op.code == "DEPTHWISE_CONV_2D":
+        bad = _hybrid_depthwise_violation(inputs)
+        if bad:
+            return bad
     return _quantization_violation(op, inputs, outputs)
+
+
+def _hybrid_depthwise_violation(inputs: list) -> str:
+    """Float input, int8 filter: LiteRT's only kernel (EvalHybridPerChannel) reads one scale per output channel
+    (axis 3) and checks just that the count matches the quantized dimension's size — a single scale on axis 0 of a
+    [1, H, W, C] filter passes that check and is read past its end."""
+    if len(inputs) < 2 or None in inputs[:2] or inputs[0].dtype.name != "float32" or inputs[1].dtype.name != "int8":
+        return ""
+    w = inputs[1]
+    channels = w.shape[3] if len(w.shape) == 4 else None
+    if not w.quant or w.quant["axis"] != 3 or len(w.quant["scale"]) != channels:
+        count = len(w.quant["scale"]) if w.quant else 0
+        return (f"runs LiteRT's hybrid kernel, which needs one filter scale per output channel on axis 3: "
+                f"'{w.name}' has {count} scale(s) on axis {w.quant['axis'] if w.quant else None} for {channels} "
+                f"channels (the kernel would read past the scales)")
+    return ""
 
 
 def _transpose_violation(inputs: list) -> str:

@@ -3,6 +3,7 @@ ops run TFLite's hybrid kernels (activations quantized on the fly, per batch row
 
     FULLY_CONNECTED(x: float, w: float32 const)  -> FULLY_CONNECTED(x, w8{per-channel}, asymmetric_quantize_inputs)
     CONV_2D / DEPTHWISE_CONV_2D(x: float, w)     -> same op with w8 (per output channel: axis 0 / axis 3)
+    DEPTHWISE_CONV_2D(x: float, w8{one scale})   -> w8{that scale on every channel}  (the kernel is per channel only)
 
 Float weights are quantized only when asked (precision "dynamic" on a float32 model, or the LSTM weights of an
 ONNX dynamic-quantized model); int8 weights of MatMulInteger/ConvInteger arrive already quantized from the lowering.
@@ -34,6 +35,16 @@ def run(graph: TflGraph, options=None) -> None:
                 w.dtype = np.dtype(np.int8)
         if w.dtype == np.int8 and op.code == "FULLY_CONNECTED":
             op.options["asymmetricQuantizeInputs"] = True
+        if w.dtype == np.int8 and op.code == "DEPTHWISE_CONV_2D" and w.quant and len(w.quant["scale"]) == 1:
+            _per_channel(w, HYBRID[op.code][1])
+
+
+def _per_channel(w, axis: int) -> None:
+    """One scale repeated for every output channel: the same real values. LiteRT's hybrid DEPTHWISE_CONV_2D has only
+    a per-channel kernel, which reads a scale per channel — a single scale (ONNX Runtime's dynamic ConvInteger weights
+    are per tensor) makes it read past the array and return garbage (1e19 on ConvNeXt)."""
+    channels = w.shape[axis]
+    w.quant = qz.params([w.quant["scale"][0]] * channels, [w.quant["zero_point"][0]] * channels, axis)
 
 
 def _weight_axis(graph: TflGraph, op, name: str):

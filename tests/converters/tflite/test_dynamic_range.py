@@ -20,6 +20,9 @@ MLP = model_text("h = Gemm <transB=1> (x, w1, b1)\nr = Relu(h)\ny = MatMul(r, w2
                  w2=R.standard_normal((48, 32)).astype(np.float32) * 0.2)
 CONV = model_text("c = Conv <pads=[1,1,1,1]> (x, w, b)\ny = Relu(c)", "float[1,8,8,8] x", "float y", 13,
                   w=R.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.2, b=R.standard_normal(16).astype(np.float32))
+# per tensor (ORT's ConvInteger default), LiteRT's hybrid depthwise kernel read a scale per channel past the one given
+DEPTHWISE = model_text("c = Conv <pads=[1,1,1,1], group=16> (x, w, b)\ny = Relu(c)", "float[1,16,8,8] x", "float y", 13,
+                       w=R.standard_normal((16, 1, 3, 3)).astype(np.float32), b=R.standard_normal(16).astype(np.float32))
 
 
 def ort_dynamic(model: onnx.ModelProto, path, per_channel: bool) -> str:
@@ -49,7 +52,7 @@ def _hybrid_ops(compiled) -> list:
 
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
-@pytest.mark.parametrize("text", [MLP, CONV], ids=["mlp", "conv"])
+@pytest.mark.parametrize("text", [MLP, CONV, DEPTHWISE], ids=["mlp", "conv", "depthwise"])
 def test_ort_dynamic_model_becomes_hybrid_ops(text, per_channel, tmp_path):
     path = ort_dynamic(as_model(text), tmp_path, per_channel)
     compiled = compile_onnx(path)
@@ -61,6 +64,8 @@ def test_ort_dynamic_model_becomes_hybrid_ops(text, per_channel, tmp_path):
         assert not any(w.quant["zero_point"])
         if op.code == "FULLY_CONNECTED":
             assert op.options.get("asymmetricQuantizeInputs") is True
+        if op.code == "DEPTHWISE_CONV_2D":
+            assert len(w.quant["scale"]) == w.shape[3] and w.quant["axis"] == 3
     assert not {"QUANTIZE", "DEQUANTIZE", "CAST"} & set(compiled.op_histogram), compiled.op_histogram
     # TFLite quantizes activations per row, ORT per tensor: close, not bit-equal
     assert _relative(path, compiled) < 1e-2
