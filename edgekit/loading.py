@@ -36,7 +36,7 @@ def load(source: str | os.PathLike | bytes, *, runtime: str = "auto", provider: 
 
     manifest, checks, bundled_tokenizer = None, {}, None
     if _is_bundle(source):
-        from edgekit.bundle import open_bundle
+        from edgekit.bundle.read import open_bundle
         opened = open_bundle(source, public_key=public_key, require_signature=require_signature, key=key,
                              key_file=key_file, max_bytes=max_bytes)
         manifest, model_bytes, checks = opened.manifest, opened.model, opened.checks

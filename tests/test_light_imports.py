@@ -50,3 +50,34 @@ def test_missing_torch_gives_install_hint():
     """)
     assert proc.returncode == 7, proc.stderr
     assert 'pip install "edgekit[export]"' in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bundle_reader_imports_without_torch_or_onnx():
+    proc = run_blocked("""
+        import edgekit.bundle.read, edgekit.bundle.keys, edgekit.loading
+        from edgekit.bundle import open_bundle, verify
+        assert 'torch' not in sys.modules and 'onnx' not in sys.modules
+        print('ok')
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_signed_encrypted_bundle_loads_without_torch_or_onnx(zoo_onnx, tmp_path):
+    """The device side of a bundle: open, check the signature, decrypt, run, with torch and onnx unimportable."""
+    from edgekit.bundle import bundle, keygen
+    keys = keygen(tmp_path / "release", aes=True)
+    path = bundle(zoo_onnx("mlp"), tmp_path / "mlp.ekb", sign=keys["private_key"], encrypt=True,
+                  key_file=keys["aes_key"]).path
+    proc = run_blocked(f"""
+        import numpy as np, edgekit
+        model = edgekit.load({str(path)!r}, public_key={keys['public_key']!r}, require_signature=True,
+                             key_file={keys['aes_key']!r})
+        out = model(np.zeros((1, 64), np.float32))
+        assert out['logits'].shape == (1, 10), out
+        assert model.checks['signature'].startswith('valid'), model.checks
+        assert 'torch' not in sys.modules and 'onnx' not in sys.modules
+        print('ok')
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"

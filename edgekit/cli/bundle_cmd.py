@@ -37,7 +37,8 @@ def command(model, output, name, preprocess, postprocess, labels, sign, encrypt,
     environment, the edgekit version and the SHA-256 of every file. --sign adds an Ed25519 signature of the
     manifest; --encrypt keeps the model encrypted at rest (edgekit.load decrypts it in memory only).
     """
-    from edgekit.bundle import bundle, parse_options
+    from edgekit.bundle.write import bundle
+    from edgekit.processing import parse_options
 
     post = parse_options(postprocess) if postprocess else None
     with console.status(f"Bundling {model} …") as status:

@@ -19,7 +19,7 @@ def command(output, aes, force, json_path):
     Sign with NAME.key (keep it secret); ship NAME.pub to devices to check signatures. Existing key files
     are never replaced without --force.
     """
-    from edgekit.bundle import keygen
+    from edgekit.bundle.keys import keygen
 
     result = keygen(output, aes=aes, force=force)
     console.print(f"[green]Wrote[/] {result['private_key']} (private, keep it secret) and {result['public_key']} "

@@ -22,7 +22,7 @@ def command(bundle_path, public_key, require_signature, key_file, max_bytes, jso
     Exit code 0 when every check passes; 3 when the bundle is damaged, altered, or not signed by the given
     key; 2 for a wrong or missing decryption key. Nothing is extracted or written.
     """
-    from edgekit.bundle import verify
+    from edgekit.bundle.read import verify
 
     report = verify(bundle_path, public_key=public_key, require_signature=require_signature, key_file=key_file,
                     max_bytes=max_bytes)
