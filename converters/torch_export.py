@@ -1,46 +1,29 @@
-"""PyTorch → ONNX export with validation: the exported graph must compute what the module computes."""
+"""PyTorch → ONNX export with validation: the exported graph must compute what the module computes.
+
+What SPEC and --weights name is resolved by torch_spec (load_spec, load_weights, re-exported here); this module runs
+the exporters, records provenance and validation in the ONNX metadata, and diffs the export against PyTorch."""
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
-import inspect as pyinspect
 import io
-import logging
-import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from edgekit import __version__
+from edgekit.converters.torch_spec import InputSpec, SourceModel, load_spec, load_weights  # noqa: F401 (re-exported)
 from edgekit.deps import require
-from edgekit.errors import InvalidModelError, UsageError, ValidationError
-from edgekit.fileio import check_output, sniff_format
-from edgekit.inputs import parse_shape, random_array
-from edgekit.onnx_io import flatten_outputs as _flatten, module_path_of, set_metadata  # noqa: F401 (re-exported)
+from edgekit.errors import UsageError, ValidationError
+from edgekit.fileio import check_output
+from edgekit.inputs import random_array
+from edgekit.onnx_io import (all_nodes, flatten_outputs as _flatten, module_path_of, opset_of,  # noqa: F401 (re-exported)
+                             set_metadata)
 
 DEFAULT_OPSET = 18
 VALIDATION_SEEDS = (0, 1, 2)
-
-
-@dataclass
-class InputSpec:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-
-
-@dataclass
-class SourceModel:
-    """A PyTorch module ready to export, with what we know about its inputs and outputs."""
-    module: object
-    inputs: list[InputSpec]
-    output_names: list[str] | None
-    spec: str
-    dynamic_axes: dict = field(default_factory=dict)  # {input: {dim: label}} from the zoo
 
 
 @dataclass
@@ -60,195 +43,6 @@ class ExportResult:
                 "exporter_note": self.exporter_note, "opset": self.opset, "inputs": self.inputs,
                 "outputs": self.outputs, "validation": self.validation, "valid": self.valid,
                 "dynamic_axes": self.dynamic_axes}
-
-
-# ------------------------------------------------------------------ loading the source
-
-def load_spec(spec: str, weights: str | None = None, input_shapes: list[str] | None = None,
-              trust_torchscript: bool = False) -> SourceModel:
-    """Resolve SPEC (zoo:NAME, package.module:factory, file.py:factory, model.pt2) to a module and inputs."""
-    torch = require("torch", "Exporting from PyTorch")
-    _quiet_torch()
-    if spec.startswith("zoo:"):
-        from edgekit.zoo import get
-        entry = get(spec[4:])
-        module = entry.build()
-        inputs = [InputSpec(n, tuple(s), d) for n, s, d in entry.inputs]
-        source = SourceModel(module, inputs, list(entry.outputs), spec, dict(entry.dynamic_axes))
-    elif Path(spec).suffix.lower() in (".pt2", ".pt", ".pth", ".onnx", ".tflite") or (
-            Path(spec).is_file() and ":" not in spec):
-        source = _load_file_spec(spec, torch, trust_torchscript)
-    else:
-        module = _call_factory(spec, torch)
-        source = SourceModel(module, _inputs_from_signature(module), None, spec)
-    if weights:
-        load_weights(source.module, weights)
-    if input_shapes:
-        source.inputs = _apply_shapes(source.inputs, input_shapes, spec)
-    missing = [i.name for i in source.inputs if not i.shape]
-    if missing:
-        raise UsageError(f"The model '{spec}' does not declare example input shapes for {missing}.",
-                         hint="Give one --input-shape per input, e.g. --input-shape 1x3x224x224.")
-    return source
-
-
-def _load_file_spec(spec: str, torch, trust_torchscript: bool) -> SourceModel:
-    path = Path(spec)
-    fmt = sniff_format(path)
-    if fmt == "pt2":
-        try:
-            program = torch.export.load(str(path))
-        except Exception as exc:
-            raise InvalidModelError(f"Cannot load the exported program '{path}': {exc}",
-                                    hint="Save it with torch.export.save(torch.export.export(model, args), path).") from exc
-        module = program.module()
-        example = program.example_inputs[0] if program.example_inputs else ()
-        names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
-        inputs = [InputSpec(n, tuple(t.shape), str(t.dtype).replace("torch.", "")) for n, t in zip(names, example)]
-        return SourceModel(module, inputs, None, spec)
-    if fmt == "torchscript":
-        if not trust_torchscript:
-            raise UsageError(f"'{path}' is a TorchScript archive, which contains code that would run on load.",
-                             hint="Load it only if you trust its author: add --trust-torchscript. "
-                                  "Better: export from the Python model (SPEC file.py:factory).")
-        module = torch.jit.load(str(path), map_location="cpu").eval()
-        inputs = [InputSpec(a.name, ()) for a in module.forward.schema.arguments[1:]]
-        return SourceModel(module, inputs, None, spec)
-    if fmt in ("pickle", "safetensors"):
-        raise UsageError(f"'{path}' holds weights or a pickled object, not a model definition.",
-                         hint="Give the model's code as SPEC (package.module:factory or file.py:factory) "
-                              f"and this file as --weights {path}.")
-    raise UsageError(f"'{path}' is already an {fmt} model; there is nothing to export.",
-                     hint="Use it directly with edgekit inspect, bench, quantize or convert.")
-
-
-def _call_factory(spec: str, torch) -> object:
-    if ":" not in spec:
-        raise UsageError(f"Cannot read the model spec '{spec}'.",
-                         hint="Write zoo:NAME, package.module:factory, path/to/file.py:factory, or model.pt2.")
-    target, factory_name = spec.rsplit(":", 1)
-    module = _import_target(target, spec)
-    factory = getattr(module, factory_name, None)
-    if factory is None or not callable(factory):
-        public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise UsageError(f"'{target}' has no callable named '{factory_name}'.",
-                         hint=f"Callables found there: {', '.join(public[:20]) or 'none'}.")
-    try:
-        model = factory()
-    except TypeError as exc:
-        raise UsageError(f"Calling the factory '{spec}' with no arguments failed: {exc}",
-                         hint="The factory must build the model with no arguments (wrap it in a small function).") from exc
-    if not isinstance(model, torch.nn.Module):
-        raise UsageError(f"The factory '{spec}' returned a {type(model).__name__}, not a torch.nn.Module.",
-                         hint="Make it return the model instance (e.g. `return MyNet()`).")
-    return model.eval()
-
-
-def _import_target(target: str, spec: str):
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target)
-        if not path.is_file():
-            raise UsageError(f"The file '{target}' in spec '{spec}' does not exist.", hint="Check the path.")
-        name = f"_edgekit_user_{abs(hash(str(path.resolve())))}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module  # dataclasses and pickling look their module up there
-        sys.path.insert(0, str(path.parent.resolve()))
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            sys.modules.pop(name, None)
-            raise UsageError(f"Importing '{target}' failed: {type(exc).__name__}: {exc}",
-                             hint="Fix the error in that file (run it with python to see the traceback).") from exc
-        finally:
-            sys.path.pop(0)
-        return module
-    try:
-        return importlib.import_module(target)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"Cannot import the module '{target}' ({exc}).",
-                         hint="Check the name and that it is importable (installed, or on PYTHONPATH).") from exc
-    except Exception as exc:
-        raise UsageError(f"Importing '{target}' failed: {type(exc).__name__}: {exc}",
-                         hint="Fix the error in that module.") from exc
-
-
-def _inputs_from_signature(module) -> list[InputSpec]:
-    params = [p for p in pyinspect.signature(module.forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    return [InputSpec(p.name, ()) for p in params]
-
-
-def _apply_shapes(inputs: list[InputSpec], shapes: list[str], spec: str) -> list[InputSpec]:
-    parsed = [parse_shape(s) for s in shapes]
-    if len(parsed) != len(inputs):
-        raise UsageError(f"'{spec}' takes {len(inputs)} input(s) {[i.name for i in inputs]}, "
-                         f"but {len(parsed)} --input-shape value(s) were given.",
-                         hint="Give exactly one --input-shape per input, in order.")
-    out = []
-    for given, (name, dims, dtype) in zip(inputs, parsed):
-        if given.shape and len(dims) != len(given.shape):
-            raise UsageError(f"Input '{given.name}' of '{spec}' has rank {len(given.shape)} "
-                             f"(example shape {'x'.join(map(str, given.shape))}), but --input-shape gave rank {len(dims)}.",
-                             hint=f"Give {len(given.shape)} dimensions.")
-        out.append(InputSpec(name or given.name, dims, dtype or given.dtype))
-    return out
-
-
-def load_weights(module, weights: str) -> None:
-    """Load a state dict safely (safetensors, or torch.load(weights_only=True)); list key mismatches."""
-    torch = require("torch", "Loading weights")
-    path = Path(weights)
-    fmt = sniff_format(path)
-    if fmt == "safetensors":
-        safetensors_torch = require("safetensors.torch", "Loading .safetensors weights")
-        try:
-            state = safetensors_torch.load_file(str(path))
-        except Exception as exc:
-            raise InvalidModelError(f"Cannot read the weights file '{path}': {exc}", hint="Re-save it.") from exc
-    elif fmt in ("pickle", "torchscript"):
-        state = _torch_load_safely(torch, path)
-    else:
-        raise UsageError(f"'{path}' is a {fmt} file, not a weights file.",
-                         hint="Give a state dict saved with torch.save(model.state_dict()) or safetensors.")
-    if isinstance(state, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UsageError(f"'{path}' does not hold a state dict (name → tensor).",
-                         hint="Save weights with torch.save(model.state_dict(), path).")
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:20]}" + (f" (+{len(missing) - 20} more)" if len(missing) > 20 else ""))
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:20]}" + (f" (+{len(unexpected) - 20} more)" if len(unexpected) > 20 else ""))
-        if mismatched:
-            parts.append("shape mismatches " + ", ".join(
-                f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched[:10]))
-        raise UsageError(f"The weights in '{path}' do not fit the model: " + "; ".join(parts) + ".",
-                         hint="Check that the factory builds the same architecture the weights were saved from.")
-    module.load_state_dict(state)
-
-
-def _torch_load_safely(torch, path: Path):
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text or "UnpicklingError" in type(exc).__name__:
-            raise InvalidModelError(
-                f"Refused to load '{path}': it is a pickle that needs more than plain tensors to load "
-                f"(it could run code). edgekit never falls back to unsafe unpickling.",
-                hint="Re-save only the weights: torch.save(model.state_dict(), path), or use safetensors.") from exc
-        raise InvalidModelError(f"Cannot read the weights file '{path}': {text.splitlines()[0][:300]}",
-                                hint="The file may be truncated or not a PyTorch checkpoint.") from exc
 
 
 # ------------------------------------------------------------------ export
@@ -331,7 +125,7 @@ def export(spec: str, output: str | Path, *, weights: str | None = None, input_s
         from edgekit.zoo import get
         for key, value in processing_metadata(get(spec[4:]).processing).items() if get(spec[4:]).processing else ():
             set_metadata(proto, key, value)
-    result = ExportResult(None, used, note, _opset_of(proto), [i.__dict__ | {"shape": list(i.shape)} for i in source.inputs],
+    result = ExportResult(None, used, note, opset_of(proto), [i.__dict__ | {"shape": list(i.shape)} for i in source.inputs],
                           [o.name for o in proto.graph.output], validation, valid, axes)
     if valid or keep_invalid:
         from edgekit.onnx_io import save_onnx
@@ -400,11 +194,6 @@ def _example_tensors(inputs: list[InputSpec], seed: int, override: dict | None =
     return tuple(arrays)
 
 
-def _quiet_torch() -> None:
-    for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def _run_exporter(name, source, examples, output_names, axes, opset):
     torch = require("torch", "Exporting from PyTorch")
     onnx = require("onnx", "Exporting to ONNX")
@@ -450,7 +239,7 @@ def _silenced():
 def _annotate(proto, source: SourceModel, exporter: str, axes: dict) -> None:
     import json
     drop = {"pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node"}
-    for node in _all_nodes(proto.graph):
+    for node in all_nodes(proto.graph):
         path = module_path_of(node)
         kept = [(p.key, p.value) for p in node.metadata_props if p.key not in drop]
         del node.metadata_props[:]
@@ -465,20 +254,6 @@ def _annotate(proto, source: SourceModel, exporter: str, axes: dict) -> None:
     set_metadata(proto, "edgekit.exporter", exporter)
     set_metadata(proto, "edgekit.input_shapes", json.dumps({i.name: list(i.shape) for i in source.inputs}))
     set_metadata(proto, "edgekit.dynamic_axes", json.dumps(axes))
-
-
-def _all_nodes(graph):
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.g is not None and attr.HasField("g"):
-                yield from _all_nodes(attr.g)
-            for g in attr.graphs:
-                yield from _all_nodes(g)
-
-
-def _opset_of(proto) -> int:
-    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _record_validation(proto, validation, atol, rtol) -> None:

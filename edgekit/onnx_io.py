@@ -241,6 +241,22 @@ def set_metadata(proto, key: str, value: str) -> None:
     proto.metadata_props.add(key=key, value=value)
 
 
+def opset_of(model) -> int:
+    """The default-domain (ai.onnx) opset a model imports; 0 when it imports none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def all_nodes(graph):
+    """Every node of a graph and, depth first, of the subgraphs its If/Loop/Scan attributes hold."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from all_nodes(attr.g)
+            for g in attr.graphs:
+                yield from all_nodes(g)
+
+
 def module_path_of(node) -> str | None:
     """The PyTorch module path a node came from: dynamo's name scopes, or TorchScript's '/a/a.0/Op' names."""
     for prop in node.metadata_props:

@@ -113,7 +113,7 @@ def add_text_metadata(path: Path, **values) -> None:
     """`edgekit.text` metadata (max_length, labels) in an ONNX file: what the app reads besides the graph."""
     import onnx
 
-    from edgekit.converters.torch_export import set_metadata
+    from edgekit.onnx_io import set_metadata
     from edgekit.onnx_io import save_onnx
     proto = onnx.load(str(path))
     set_metadata(proto, "edgekit.text", json.dumps(values))

@@ -50,7 +50,7 @@ def export_onnx(module, example: np.ndarray, path: Path, input_name: str = "imag
 
     import onnx
     import torch
-    from edgekit.converters.torch_export import module_path_of
+    from edgekit.onnx_io import module_path_of
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, (torch.from_numpy(example),), dynamo=True, input_names=[input_name],
