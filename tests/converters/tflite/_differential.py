@@ -36,7 +36,7 @@ def seeded_inputs(model: onnx.ModelProto, seed: int = 0, shapes: dict | None = N
 
 
 def assert_converts(onnx_text_or_model, inputs: dict | None = None, expect_ops=None, atol: float = 1e-5,
-                    rtol: float = 1e-4, nhwc_io: bool = False, input_shapes=None, seed: int = 0):
+                    rtol: float = 1e-4, nhwc_io: bool = False, input_shapes=None, seed: int = 0, precision: str = "auto"):
     """Compile, run both runtimes on the same inputs, assert outputs agree at output scale; return the result.
 
     expect_ops: a set of TFLite builtins that must be exactly the ops emitted, or a dict of exact counts.
@@ -47,7 +47,7 @@ def assert_converts(onnx_text_or_model, inputs: dict | None = None, expect_ops=N
     from edgekit.metrics import diff
 
     model = as_model(onnx_text_or_model)
-    compiled = compile_onnx(model, input_shapes, nhwc_io)
+    compiled = compile_onnx(model, input_shapes, nhwc_io, precision=precision)
     data = compiled.to_bytes()
     feeds = inputs if inputs is not None else seeded_inputs(model, seed)
     ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -82,8 +82,10 @@ def assert_converts(onnx_text_or_model, inputs: dict | None = None, expect_ops=N
 def init(name: str, array) -> str:
     """An initializer in ONNX text syntax."""
     array = np.asarray(array)
-    kind = {"float32": "float", "int64": "int64", "int32": "int32"}[array.dtype.name]
+    kind = {"float32": "float", "float16": "float16", "int64": "int64", "int32": "int32", "int8": "int8"}[array.dtype.name]
     dims = "[" + ",".join(str(d) for d in array.shape) + "]" if array.ndim else ""
+    if kind == "float16":  # the ONNX text parser reads float16 literals as their bit patterns
+        array = array.view(np.uint16)
     values = ",".join(repr(float(v)) if kind == "float" else str(int(v)) for v in array.reshape(-1))
     return f"{kind}{dims} {name} = {{{values}}}"
 

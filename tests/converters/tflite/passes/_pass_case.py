@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/converters/tflite: the differential helper
 from _differential import as_model, assert_converts, model_text  # noqa: E402
 
-__all__ = ["as_model", "compiled_ops", "declined", "model_text"]
+__all__ = ["as_model", "assert_converts", "compiled_ops", "declined", "model_text"]
 
 
 def compiled_ops(onnx_text: str, **kwargs) -> list[str]:
