@@ -45,10 +45,11 @@ def main() -> None:
         np.savez(tmp / "calib.npz", image=zoo.to_input(images[:64]).numpy())
         eval_images, eval_labels = zoo.shapes_dataset(100, seed=2)
         np.savez(tmp / "eval.npz", image=zoo.to_input(eval_images).numpy(), labels=dm.padded_box_labels(eval_labels))
-        from edgekit.quantize import quantize
+        from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, quantize
         t0 = time.perf_counter()
-        q = quantize(tmp / "head.onnx", tmp / "head_int8.onnx", calib=str(tmp / "calib.npz"),
-                     eval_data=str(tmp / "eval.npz"), max_drop=args.max_drop, speed="off")
+        q = quantize(tmp / "head.onnx", tmp / "head_int8.onnx", calibration=Calibration(str(tmp / "calib.npz")),
+                     gate=AccuracyGate(eval_data=str(tmp / "eval.npz"), max_drop=args.max_drop),
+                     speed=SpeedPolicy("off"))
         print(f"quantize --max-drop {args.max_drop}: {q.accuracy.metric} {q.accuracy.float_accuracy:.4f} -> "
               f"{q.accuracy.accuracy:.4f} on 100 labelled images, {len(q.plan.float_tensors) + len(q.plan.keep_float)} "
               f"tensor(s)/node(s) kept in float, {time.perf_counter() - t0:.0f} s")

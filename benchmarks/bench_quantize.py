@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     from edgekit.bench import time_session
     from edgekit.converters.torch_export import export
     from edgekit.envinfo import cpu_model
-    from edgekit.quantize import quantize
+    from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, quantize
     from edgekit.quantize.hardware import detect_isa
     from edgekit.runtimes import load
     n_calib, n_eval = (4, 4) if args.quick else (16, 16)
@@ -47,8 +47,8 @@ def main(argv=None) -> int:
             plain = tmp / f"{name}-ort.onnx"
             _plain_ort_qdq(fp, plain, images[:n_calib], tmp)
             ek = tmp / f"{name}-edgekit.onnx"
-            result = quantize(fp, ek, calib=str(calib), eval_data=str(evalset), threads=args.threads,
-                              allow_slower=True)
+            result = quantize(fp, ek, calibration=Calibration(str(calib)), gate=AccuracyGate(eval_data=str(evalset)),
+                              speed=SpeedPolicy(threads=args.threads, allow_slower=True))
             sessions = {k: load(p, threads=args.threads) for k, p in (("float", fp), ("ort", plain), ("edgekit", ek))}
             feeds = {"image": images[:1]}
             p50 = {k: [] for k in sessions}

@@ -14,18 +14,21 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "quantize"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-OFF = dict(equalize=False, smoothquant=False, bias_correction=False)
-ROWS = [("plain INT8", OFF),
-        ("+ equalization", dict(OFF, equalize=True)),
-        ("+ bias correction", dict(OFF, equalize=True, bias_correction=True)),
-        ("+ SmoothQuant", dict(equalize=True, bias_correction=True, smoothquant=True)),
-        ("search only (--max-drop 0.01)", dict(OFF, max_drop=0.01)),
-        ("auto (--max-drop 0.01)", dict(max_drop=0.01))]
+from edgekit.quantize.options import Techniques  # noqa: E402 (after the sys.path line above, like the rest)
+
+OFF = Techniques(equalize=False, smoothquant=False, bias_correction=False)
+ROWS = [("plain INT8", OFF, None),  # (label, techniques, max_drop)
+        ("+ equalization", replace(OFF, equalize=True), None),
+        ("+ bias correction", replace(OFF, equalize=True, bias_correction=True), None),
+        ("+ SmoothQuant", Techniques(equalize=True, bias_correction=True, smoothquant=True), None),
+        ("search only (--max-drop 0.01)", OFF, 0.01),
+        ("auto (--max-drop 0.01)", Techniques(), 0.01)]
 
 
 def p50_ms(path, feeds) -> float:
@@ -39,7 +42,7 @@ def main() -> None:
     import numpy as np
 
     from edgekit.errors import GateError
-    from edgekit.quantize import quantize
+    from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, quantize
     from outlier_models import MODELS
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="cnn,mlp,transformer")
@@ -58,10 +61,12 @@ def main() -> None:
         key = next(k for k in npz.files if k != "labels")
         feeds = {key: npz[key][:1]}
         float_acc = None
-        for label, kw in ROWS:
+        for label, techniques, max_drop in ROWS:
             out = root / f"q-{label.split()[-1].strip('()-.')}.onnx"
             try:
-                r = quantize(onnx_path, out, calib=str(data), eval_fraction=0.6, speed="off", force=True, **kw)
+                r = quantize(onnx_path, out, calibration=Calibration(str(data)), techniques=techniques,
+                             gate=AccuracyGate(eval_fraction=0.6, max_drop=max_drop), speed=SpeedPolicy("off"),
+                             force=True)
             except GateError as exc:
                 print(f"{name:12} {label:30} {'-':>9} {'-':>7} {'-':>8}  gate failed: {exc.message[:80]}")
                 continue

@@ -38,9 +38,10 @@ def main() -> None:
         torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(tmp / "unet.onnx"), input_names=["image"],
                           output_names=["logits"], opset_version=17, dynamo=False)
         np.savez(tmp / "calib.npz", image=zoo.to_input(images[:64]).numpy())
-        from edgekit.quantize import quantize
+        from edgekit.quantize import Calibration, SpeedPolicy, quantize
         # accuracy is the point here; the latency column shows the speed (ORT's QDQ convs at this toy size can lose)
-        quantize(tmp / "unet.onnx", tmp / "unet_int8.onnx", calib=str(tmp / "calib.npz"), allow_slower=True)
+        quantize(tmp / "unet.onnx", tmp / "unet_int8.onnx", calibration=Calibration(str(tmp / "calib.npz")),
+                 speed=SpeedPolicy(allow_slower=True))
         from edgekit.converters.tflite import compile_onnx
         variants = {}
         for name, label in (("unet", "float"), ("unet_int8", "INT8")):

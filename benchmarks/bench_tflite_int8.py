@@ -34,7 +34,7 @@ def bench(name: str, size: int, runs: int, warmup: int, samples: int, workdir: P
     from edgekit.convert import to_layout
     from edgekit.converters.tflite import compile_onnx
     from edgekit.converters.torch_export import export
-    from edgekit.quantize import quantize
+    from edgekit.quantize import Calibration, SpeedPolicy, quantize
 
     shape = f"1x3x{size}x{size}"
     float_path, qdq_path = workdir / f"{name}.onnx", workdir / f"{name}_qdq.onnx"
@@ -43,7 +43,7 @@ def bench(name: str, size: int, runs: int, warmup: int, samples: int, workdir: P
     calib = workdir / f"{name}_calib.npz"
     input_name = _input_name(float_path)
     np.savez(calib, **{input_name: rng.standard_normal((32, 3, size, size)).astype(np.float32)})
-    quantize(float_path, qdq_path, mode="static", calib=str(calib), speed="off")
+    quantize(float_path, qdq_path, mode="static", calibration=Calibration(str(calib)), speed=SpeedPolicy("off"))
     start = time.perf_counter()
     int8 = compile_onnx(qdq_path)
     int8_s = time.perf_counter() - start

@@ -92,13 +92,14 @@ def _islands(quantization: dict) -> int | None:
 
 def _quantize(mode: str):
     def step(model, work: Path) -> dict:
-        from edgekit.quantize import quantize
+        from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, quantize
         calib = None
         if mode == "static":
             calib = work / "calibration.npz"
             np.savez(calib, **sample_inputs(model, CALIBRATION_SAMPLES, seed=0))
-        result = quantize(work / FILES["optimize"], work / FILES[mode], mode=mode, calib=str(calib) if calib else None,
-                          speed="off", max_eval=EVAL_SAMPLES, force=True)
+        result = quantize(work / FILES["optimize"], work / FILES[mode], mode=mode,
+                          calibration=Calibration(str(calib) if calib else None), speed=SpeedPolicy("off"),
+                          gate=AccuracyGate(max_eval=EVAL_SAMPLES), force=True)
         return {"drop": result.accuracy.drop, "metric": result.accuracy.metric,
                 "float_nodes": len(result.plan.float_nodes), "warnings": result.warnings[:3]}
     return step

@@ -69,9 +69,9 @@ def test_compare_of_models_that_are_not_detectors_has_no_detection_section(zoo_o
 
 
 def test_quantize_measures_the_int8_detector_in_map_points(files):
-    from edgekit.quantize import quantize
-    result = quantize(files / "head.onnx", files / "head_int8.onnx", calib=str(files / "calib.npz"),
-                      eval_data=str(files / "eval.npz"), max_drop=0.05, speed="off")
+    from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, quantize
+    result = quantize(files / "head.onnx", files / "head_int8.onnx", calibration=Calibration(str(files / "calib.npz")),
+                      gate=AccuracyGate(eval_data=str(files / "eval.npz"), max_drop=0.05), speed=SpeedPolicy("off"))
     acc = result.accuracy
     assert acc.metric == "map50" and acc.samples == 24
     assert acc.float_accuracy > 0.8 and acc.drop == pytest.approx(acc.float_accuracy - acc.accuracy)
@@ -87,10 +87,11 @@ def test_quantize_measures_the_int8_detector_in_map_points(files):
 
 
 def test_without_box_labels_quantize_judges_matched_boxes_against_float(files, tmp_path):
-    from edgekit.quantize import quantize
+    from edgekit.quantize import Calibration, SpeedPolicy, quantize
     data = np.load(files / "calib.npz")
     np.savez(tmp_path / "calib.npz", image=data["image"])
-    result = quantize(files / "head.onnx", tmp_path / "int8.onnx", calib=str(tmp_path / "calib.npz"), speed="off")
+    result = quantize(files / "head.onnx", tmp_path / "int8.onnx", calibration=Calibration(str(tmp_path / "calib.npz")),
+                      speed=SpeedPolicy("off"))
     acc = result.accuracy
     row = next(r for r in acc.outputs if r["output"] == "matched boxes")
     assert acc.metric == "box_agreement" and acc.float_accuracy is None

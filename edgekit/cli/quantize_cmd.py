@@ -96,22 +96,19 @@ def command(model, output, mode, fmt, per_tensor, calibrate_method, activation_t
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgekit.errors import GateError
-    from edgekit.quantize import quantize
+    from edgekit.quantize import AccuracyGate, Calibration, Scheme, SpeedPolicy, Techniques, quantize
 
+    groups = dict(scheme=Scheme(fmt=fmt, per_channel=not per_tensor, activation_type=activation_type,
+                                weight_type=weight_type, reduce_range=reduce_range),
+                  calibration=Calibration(calib, preprocess=preprocess, method=calibrate_method, batch_size=batch_size),
+                  gate=AccuracyGate(eval_data=eval_data, eval_fraction=eval_fraction, max_drop=_fraction(max_drop),
+                                    max_float_layers=max_float_layers, blame=blame),
+                  techniques=Techniques(equalize=equalize, smoothquant=smoothquant, bias_correction=bias_correction),
+                  speed=SpeedPolicy(speed, allow_slower=allow_slower, threads=threads))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=True) as bars:
-            result = quantize(model, output, mode=mode, fmt=fmt, per_channel=not per_tensor,
-                              calibrate_method=calibrate_method, activation_type=activation_type,
-                              weight_type=weight_type, reduce_range=reduce_range, exclude=list(exclude), calib=calib,
-                              preprocess=preprocess, eval_data=eval_data, eval_fraction=eval_fraction,
-                              batch_size=batch_size, max_drop=_fraction(max_drop), max_float_layers=max_float_layers,
-                              blame=blame, equalize=equalize, smoothquant=smoothquant,
-                              bias_correction=bias_correction, speed=speed, allow_slower=allow_slower, threads=threads, seed=seed,
-                              force=force, progress=_Bars(bars))
-    except GateError:
-        raise
+    with Progress(*columns, console=console, transient=True) as bars:
+        result = quantize(model, output, mode=mode, exclude=list(exclude), seed=seed, force=force,
+                          progress=_Bars(bars), **groups)
     render(result)
     emit_json(result.as_dict(), json_path)
 

@@ -6,7 +6,7 @@ whose step is missing or fails is reported as unavailable with the reason, never
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -189,19 +189,20 @@ class _Run:
             return {"optimize": None, "note": f"optimization skipped ({exc.message}); the exported model is used as is"}
 
     def _quantize(self, mode: str, source: Path, artifact: Path) -> dict:
-        from edgekit.quantize import quantize
+        from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, quantize
         c = self.config
         calib = c.path(c.calibration) or "random"
         if calib == "random" and any(i > 0 for i in self._dynamic_positions()):
             calib = str(self._random_calibration())
-        common = dict(mode=mode, calib=calib, preprocess=c.preprocess_spec(), eval_data=c.path(c.eval),
-                      allow_slower=True, threads=max(c.threads), speed=c.speed, force=True)
+        common = dict(mode=mode, calibration=Calibration(calib, preprocess=c.preprocess_spec()),
+                      speed=SpeedPolicy(c.speed, allow_slower=True, threads=max(c.threads)), force=True)
+        gate = AccuracyGate(eval_data=c.path(c.eval), max_drop=c.max_drop if mode == "static" else None)
         try:
-            return quantize(source, artifact, max_drop=c.max_drop if mode == "static" else None, **common).as_dict()
+            return quantize(source, artifact, gate=gate, **common).as_dict()
         except GateError as exc:
             # The accuracy search could not reach max_drop: build the plain model anyway, so the report shows its
             # real figures and the pipeline's own gate marks it, instead of hiding the variant.
-            result = quantize(source, artifact, **common).as_dict()
+            result = quantize(source, artifact, gate=replace(gate, max_drop=None), **common).as_dict()
             result.setdefault("notes", []).append(f"accuracy search failed: {exc.message}")
             return result
 

@@ -1,7 +1,9 @@
 """Quantize an ONNX model (static INT8, dynamic INT8, FP16) with an accuracy report, per-layer blame, a search
 for the fewest layers to keep in float under an accuracy budget, and a speed check against the float model.
 
-`quantize(...)` is what `edgekit quantize` calls; onnxruntime.quantization does the quantizing itself.
+`quantize(...)` is what `edgekit quantize` calls; onnxruntime.quantization does the quantizing itself. Its options
+come in groups (edgekit.quantize.options); the run goes through one phase function each: data → calibrate →
+rescaled variants → score and techniques → search/gate → speed → write.
 """
 from __future__ import annotations
 
@@ -14,15 +16,14 @@ from pathlib import Path
 from edgekit.errors import GateError, UsageError
 from edgekit.quantize.build import Plan
 from edgekit.quantize.evaluate import Accuracy, NullProgress, Speed
+from edgekit.quantize.options import (MODES, AccuracyGate, Calibration, Scheme, SpeedPolicy, Techniques,
+                                      check_mode, from_flat)
 
-MODES = ("static", "dynamic", "fp16")
-FORMATS = ("qdq", "qoperator")
-METHODS = ("minmax", "entropy", "percentile")
-SPEED = ("search", "check", "off")
 SPEEDUP_MARGIN = 0.97  # a layer group is kept in float only if that makes the model at least 3% faster
 POOR_DROP = 0.01  # without --max-drop, blame runs by itself when the metric drops more than this
 
-__all__ = ["quantize", "QuantizeResult", "MODES"]
+__all__ = ["quantize", "QuantizeResult", "MODES", "Scheme", "Calibration", "AccuracyGate", "Techniques",
+           "SpeedPolicy"]
 
 
 @dataclass
@@ -49,34 +50,126 @@ class QuantizeResult:
                 "techniques": self.techniques}
 
 
-def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str = "static", fmt: str = "qdq",
-             per_channel: bool = True, calibrate_method: str = "minmax", activation_type: str = "auto",
-             weight_type: str = "auto", reduce_range: bool | None = None, exclude=(), calib: str | None = None,
-             preprocess: str | None = None, eval_data: str | None = None, eval_fraction: float = 0.2,
-             max_eval: int = 500, batch_size: int = 8, max_drop: float | None = None, max_float_layers: int = 8,
-             blame: bool = False, blame_top: int = 5, equalize: bool | None = None,
-             smoothquant: bool | None = None, bias_correction: bool | None = None, speed: str = "search",
-             allow_slower: bool = False,
-             threads: int | None = None, seed: int = 0, force: bool = False, progress=None) -> QuantizeResult:
+def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str = "static",
+             calibration: Calibration | None = None, gate: AccuracyGate | None = None,
+             techniques: Techniques | None = None, speed: SpeedPolicy | None = None, scheme: Scheme | None = None,
+             exclude=(), seed: int = 0, force: bool = False, progress=None, **flat) -> QuantizeResult:
     """Quantize the ONNX file `model` into `output`. Nothing is written when a check or gate fails.
 
-    Static mode's accuracy techniques (`equalize`, `smoothquant`, `bias_correction`): True runs it (bias correction
-    and SmoothQuant's strength are still kept only where they improve the metric), False never, None (default) only
-    when `max_drop` is given and not met, before any tensor is kept in float. Each run is recorded in
-    `QuantizeResult.techniques` and the model's `edgekit.quantization` metadata with the metric before and after.
+    `mode` is static, dynamic or fp16; `exclude` keeps node names, op types or PyTorch module paths in float; the
+    groups default to their defaults (`Calibration()` has no data: static mode needs `Calibration("calib.npz")`).
+    Each accuracy technique that ran is recorded in `QuantizeResult.techniques` and the model's
+    `edgekit.quantization` metadata with the metric before and after.
+
+    The flat keywords of earlier releases (`calib=`, `max_drop=`, `speed="off"`, ...) still work for one release,
+    with a DeprecationWarning: `**flat` takes them (edgekit.quantize.options.from_flat).
     """
-    from edgekit.deps import require
+    groups = from_flat({Scheme: scheme, Calibration: calibration, AccuracyGate: gate, Techniques: techniques,
+                        SpeedPolicy: speed}, flat)
+    check_mode(mode)
+    run = _open(model, output, mode, groups, exclude, seed, force, progress or NullProgress())
+    try:
+        _data(run)
+        with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
+            _prepare(run, Path(tmp))
+            _calibrate_ranges(run)
+            _rescaled_variants(run)
+            _score_and_techniques(run)
+            _search_or_warn(run)
+            _check_speed(run)
+            summary = _write(run)
+    finally:
+        for s in {id(s): s for s in (run.source, run.esource) if s is not None}.values():
+            s.close()
+    cal, gate = run.calibration, run.gate
+    data = {"calibration": str(cal.data) if cal.data else None,
+            "calibration_samples": run.cal_stop if run.source else 0,
+            "evaluation": str(gate.eval_data) if gate.eval_data else (
+                "held-out part of --calib" if run.source is not None and run.esource is run.source else "random"),
+            "evaluation_samples": run.evaluator.samples, "batch": run.batch,
+            "float_modules": summary["float_modules"], "float_tensor_modules": summary.get("float_tensor_modules", {})}
+    return QuantizeResult(run.out, run.plan, run.hw.as_dict(), run.accuracy, run.speed_result, run.blame_rows,
+                          run.trials, run.speed_trials, data, run.notes, run.warnings, run.techniques)
+
+
+@dataclass(eq=False)
+class _Run:
+    """One quantize() call: its options, and what each phase found for the phases after it. `make` and `score`
+    build and measure a plan once each, so the techniques, the search and the speed check share their work."""
+    model: str | os.PathLike
+    mode: str
+    scheme: Scheme
+    calibration: Calibration
+    gate: AccuracyGate
+    wanted: Techniques
+    speed: SpeedPolicy
+    exclude: tuple
+    seed: int
+    progress: object
+    out: Path
+    original: object
+    original_bytes: bytes
+    infos: list
+    warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    source: object = None  # calibration rows (None without calibration data)
+    esource: object = None  # evaluation rows: another file, the held-out tail of `source`, or random
+    estart: int = 0
+    estop: int = 0
+    cal_stop: int = 0  # calibration uses source rows [0, cal_stop)
+    batch: int = 1
+    workdir: Path | None = None
+    fm: object = None  # the float model prepared for quantizing (edgekit.quantize.build.FloatModel)
+    hw: object = None
+    plan: Plan | None = None
+    evaluator: object = None
+    cache: object = None  # the float model's calibrated ranges (static)
+    variants: object = None
+    amplified: list = field(default_factory=list)
+    accuracy: Accuracy | None = None
+    techniques: list = field(default_factory=list)  # report rows, edgekit.quantization's "techniques"
+    blame_rows: list = field(default_factory=list)
+    trials: list = field(default_factory=list)
+    speed_result: Speed | None = None
+    speed_trials: list = field(default_factory=list)
+    built: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def tensor_level(self) -> bool:
+        """Static QDQ keeps single tensors in float; the other forms keep whole nodes."""
+        return self.mode == "static" and self.scheme.fmt == "qdq"
+
+    def make(self, p: Plan) -> bytes:
+        if p not in self.built:
+            from edgekit.quantize import build as b
+            vfm, vcache = self.variants.get(p)
+            proto = b.build(vfm, replace(p, bias_correct=False), self.workdir, vcache)
+            if p.bias_correct:
+                from edgekit.quantize.bias_correction import correct_biases
+                proto, _ = correct_biases(vfm.proto, proto, self.variants.calibration_batches(),
+                                          threads=self.speed.threads)
+            if len(self.built) > 64:  # bounded memory over a long search
+                self.built.clear()
+            self.built[p] = proto.SerializeToString()
+        return self.built[p]
+
+    def score(self, p: Plan) -> Accuracy:
+        if p not in self.scores:
+            self.scores[p] = self.evaluator.score(self.make(p))
+        return self.scores[p]
+
+    def over_budget(self) -> bool:
+        return self.gate.max_drop is not None and self.accuracy.drop > self.gate.max_drop
+
+
+def _open(model, output, mode, groups, exclude, seed, force, progress) -> _Run:
+    """Refuse before any work what can never succeed: an output that would overwrite the input, a model that is
+    already quantized."""
     from edgekit.fileio import check_output
-    from edgekit.onnx_io import save_onnx
     from edgekit.onnx_io import load_onnx
     from edgekit.quantize import build as b
-    from edgekit.quantize.calibration import batch_size_for, check_source, make_reader, open_source
-    from edgekit.quantize.evaluate import Evaluator
-    from edgekit.quantize.hardware import choose
     from edgekit.runtimes import load
-
-    progress = progress or NullProgress()
-    _check_arguments(mode, fmt, calibrate_method, activation_type, weight_type, max_drop, speed, eval_fraction)
     out = check_output(output, (model,), force=force)
     original = load_onnx(model)
     reasons = b.is_quantized(original)
@@ -86,245 +179,237 @@ def quantize(model: str | os.PathLike, output: str | os.PathLike, *, mode: str =
     original_bytes = original.SerializeToString()
     with load(original_bytes, runtime="onnxruntime", provider="cpu") as sess:
         infos = list(sess.inputs)
-    warnings: list[str] = []
-    notes: list[str] = []
+    return _Run(model, mode, groups[Scheme], groups[Calibration], groups[AccuracyGate], groups[Techniques],
+                groups[SpeedPolicy], tuple(exclude), seed, progress, out, original, original_bytes, infos)
 
-    # ---- data: every problem reported before any calibration starts
-    if mode == "static" and calib is None:
+
+def _data(run: _Run) -> None:
+    """Open the calibration and evaluation rows and report every problem with them before any calibration starts:
+    a bad file found after minutes of calibrating wastes them."""
+    from edgekit.quantize.calibration import batch_size_for, check_source, open_source
+    cal = run.calibration
+    if run.mode == "static" and cal.data is None:
         raise UsageError("Static quantization needs calibration data (--calib).",
                          hint="Give an .npz keyed by input name, a folder of .npy files or images, or --calib random "
                               "(which runs but calibrates nothing meaningful).")
-    source = open_source(calib, infos, preprocess=preprocess, seed=seed) if calib is not None else None
-    if source is not None:
-        check_source(source, infos, role="calibration")
-    if calib == "random":
-        warnings.append("Calibrated on random data (--calib random): the ranges, and so the accuracy of the "
-                        "quantized model on real inputs, are not meaningful.")
-    batch = batch_size_for(infos, batch_size)
-    esource, estart, estop, cal_stop = _evaluation_rows(source, calib, eval_data, infos, preprocess, eval_fraction,
-                                                        max_eval, seed, warnings, notes)
-    if source is not None and cal_stop // batch == 0:
-        raise UsageError(f"The calibration part holds {cal_stop} sample(s), fewer than one batch of {batch}.",
+    if cal.data is not None:
+        run.source = open_source(cal.data, run.infos, preprocess=cal.preprocess, seed=run.seed)
+        check_source(run.source, run.infos, role="calibration")
+    if cal.data == "random":
+        run.warnings.append("Calibrated on random data (--calib random): the ranges, and so the accuracy of the "
+                            "quantized model on real inputs, are not meaningful.")
+    run.batch = batch_size_for(run.infos, cal.batch_size)
+    run.esource, run.estart, run.estop, run.cal_stop = _evaluation_rows(run)
+    if run.source is not None and run.cal_stop // run.batch == 0:
+        raise UsageError(f"The calibration part holds {run.cal_stop} sample(s), fewer than one batch of {run.batch}.",
                          hint="Give more calibration samples.")
 
-    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
-        workdir = Path(tmp)
-        fm = b.prepare_float(original, workdir)
-        notes += fm.notes
-        hw = choose(mode=mode)
-        act = hw.activation_type if activation_type == "auto" else activation_type
-        wt = hw.weight_type if weight_type == "auto" else weight_type
-        rr = hw.reduce_range if reduce_range is None else reduce_range
-        if mode == "static" and fmt == "qoperator" and act == "int8" and wt == "uint8":
-            raise UsageError("QOperator format does not support int8 activations with uint8 weights.",
-                             hint="Use --activation-type uint8 or --weight-type int8.")
-        plan = Plan(mode=mode, fmt=fmt, per_channel=per_channel, calibrate_method=calibrate_method,
+
+def _evaluation_rows(run: _Run):
+    """→ (evaluation source, start, stop, end of the calibration rows)."""
+    from edgekit.quantize.calibration import RandomSource, check_source, open_source
+    source, calib, gate = run.source, run.calibration.data, run.gate
+    n = len(source) if source is not None else 0
+    if gate.eval_data is not None:
+        esource = open_source(gate.eval_data, run.infos, preprocess=run.calibration.preprocess, seed=run.seed + 1)
+        check_source(esource, run.infos, role="evaluation")
+        return esource, 0, min(len(esource), gate.max_eval), n
+    if source is not None and calib != "random" and n >= 10:
+        n_eval = max(1, round(n * gate.eval_fraction))
+        run.notes.append(f"accuracy measured on the last {min(n_eval, gate.max_eval)} of {n} samples, held out from "
+                         f"calibration (--eval to give other data)")
+        return source, n - min(n_eval, gate.max_eval), n, n - n_eval
+    if source is not None and calib != "random":
+        run.notes.append(f"only {n} samples: calibration and accuracy use the same data")
+        return source, 0, min(n, gate.max_eval), n
+    esource = RandomSource(run.infos, 16, run.seed + 1)
+    if calib != "random":
+        run.warnings.append("No evaluation data (--eval or --calib): accuracy figures are on random inputs and say "
+                            "little about real accuracy.")
+    return esource, 0, 16, n
+
+
+def _prepare(run: _Run, workdir: Path) -> None:
+    """The float model made ready for quantizing, the integer types this CPU runs fastest ('auto'), the first plan
+    and the evaluator that scores every candidate against the original model."""
+    from edgekit.quantize import build as b
+    from edgekit.quantize.evaluate import Evaluator
+    from edgekit.quantize.hardware import choose
+    s = run.scheme
+    run.workdir = workdir
+    run.fm = b.prepare_float(run.original, workdir)
+    run.notes += run.fm.notes
+    run.hw = hw = choose(mode=run.mode)
+    act = hw.activation_type if s.activation_type == "auto" else s.activation_type
+    wt = hw.weight_type if s.weight_type == "auto" else s.weight_type
+    rr = hw.reduce_range if s.reduce_range is None else s.reduce_range
+    if run.mode == "static" and s.fmt == "qoperator" and act == "int8" and wt == "uint8":
+        raise UsageError("QOperator format does not support int8 activations with uint8 weights.",
+                         hint="Use --activation-type uint8 or --weight-type int8.")
+    run.plan = Plan(mode=run.mode, fmt=s.fmt, per_channel=s.per_channel, calibrate_method=run.calibration.method,
                     activation_type=act, weight_type=wt, reduce_range=rr,
-                    exclude=b.resolve_excludes(fm, exclude))
-        evaluator = Evaluator(original_bytes, esource, infos, estart, estop, batch, progress, threads)
+                    exclude=b.resolve_excludes(run.fm, run.exclude))
+    run.evaluator = Evaluator(run.original_bytes, run.esource, run.infos, run.estart, run.estop, run.batch,
+                              run.progress, run.speed.threads)
 
-        cache = None
-        if mode == "static":
-            n_batches = cal_stop // batch
-            progress.start(f"Calibrating ({calibrate_method}) on {n_batches * batch} samples", n_batches * batch)
-            cache = b.calibrate(fm, lambda s, e: make_reader(source, infos, s * batch, e * batch, batch,
-                                                              progress.advance), n_batches, calibrate_method, workdir)
-            progress.done()
-            fills = b.fill_tensors(cache) if fmt == "qdq" else ()
-            if fills:  # mask fills (finfo.min): no int8 step holds them and the values they mask
-                plan = plan.with_float_tensors(*fills)
-                notes.append(f"kept {len(fills)} tensor(s) in float32 whose calibrated range reaches "
+
+def _calibrate_ranges(run: _Run) -> None:
+    """Static: calibrate the float model's ranges, and keep in float what int8 cannot hold (attention-mask fills).
+    FP16: keep in float32 the nodes whose activations overflow float16. Dynamic needs neither."""
+    from edgekit.quantize import build as b
+    progress, method = run.progress, run.calibration.method
+    if run.mode == "static":
+        n_batches = run.cal_stop // run.batch
+        run.cache = _calibrate(b, run.fm, run.workdir, run.source, run.infos, run.batch, run.cal_stop, method,
+                               progress, label=f"Calibrating ({method}) on {n_batches * run.batch} samples")
+        fills = b.fill_tensors(run.cache) if run.scheme.fmt == "qdq" else ()
+        if fills:  # mask fills (finfo.min): no int8 step holds them and the values they mask
+            run.plan = run.plan.with_float_tensors(*fills)
+            run.notes.append(f"kept {len(fills)} tensor(s) in float32 whose calibrated range reaches "
                              f"{b.FILL_MAGNITUDE:g} (attention-mask fills; int8 cannot hold them): {', '.join(fills)}")
-        elif mode == "fp16":
-            from edgekit.quantize.blame import _run_exposing
-            values = _run_exposing(fm.proto, [o for n in fm.nodes() for o in n.output], evaluator.batches[:4], threads)
-            hot = b.fp16_overflow_nodes(fm, {k: float(abs(v).max()) if v.size else 0.0 for k, v in values.items()})
-            if hot:
-                plan = plan.with_float(*hot)
-                notes.append(f"kept {len(hot)} node(s) in float32 whose activations exceed float16's safe range")
+    elif run.mode == "fp16":
+        from edgekit.quantize.blame import _run_exposing
+        fm = run.fm
+        values = _run_exposing(fm.proto, [o for n in fm.nodes() for o in n.output], run.evaluator.batches[:4],
+                               run.speed.threads)
+        hot = b.fp16_overflow_nodes(fm, {k: float(abs(v).max()) if v.size else 0.0 for k, v in values.items()})
+        if hot:
+            run.plan = run.plan.with_float(*hot)
+            run.notes.append(f"kept {len(hot)} node(s) in float32 whose activations exceed float16's safe range")
 
-        variants = _Variants(fm, workdir, evaluator, threads, progress,
-                             (lambda f, w: _calibrate(b, f, w, source, infos, batch, cal_stop, calibrate_method,
-                                                      progress)) if mode == "static" else None,
-                             lambda: _calibration_batches(source, infos, batch, cal_stop, evaluator))
-        variants.base_cache = cache
-        amplified = []
-        if mode == "static" and fmt == "qdq":  # rounding a normalisation turns into many output steps (ViT)
-            from edgekit.quantize.amplifiers import AMPLIFY_STEPS, amplified_inputs
-            amplified = amplified_inputs(fm.proto, cache, variants.calibration_batches(), skip=plan.float_tensors,
-                                         threads=threads)
-            if amplified:
-                plan = plan.with_float_tensors(*(a.tensor for a in amplified))
-                notes.append(f"kept {len(amplified)} tensor(s) in float32 whose one-step rounding moves a "
+
+def _rescaled_variants(run: _Run) -> None:
+    """Set up the rescaled float models the techniques may ask for (made lazily), and, for static QDQ, keep in
+    float the tensors whose one-step rounding a normalisation amplifies into many output steps (ViT)."""
+    from edgekit.quantize import build as b
+    cal, threads = run.calibration, run.speed.threads
+    recalibrate = (lambda f, w: _calibrate(b, f, w, run.source, run.infos, run.batch, run.cal_stop, cal.method,
+                                           run.progress)) if run.mode == "static" else None
+    run.variants = _Variants(run.fm, run.workdir, run.evaluator, threads, run.progress, recalibrate,
+                             lambda: _calibration_batches(run.source, run.infos, run.batch, run.cal_stop,
+                                                          run.evaluator))
+    run.variants.base_cache = run.cache
+    if run.tensor_level:
+        from edgekit.quantize.amplifiers import AMPLIFY_STEPS, amplified_inputs
+        run.amplified = amplified_inputs(run.fm.proto, run.cache, run.variants.calibration_batches(),
+                                         skip=run.plan.float_tensors, threads=threads)
+        if run.amplified:
+            run.plan = run.plan.with_float_tensors(*(a.tensor for a in run.amplified))
+            run.notes.append(f"kept {len(run.amplified)} tensor(s) in float32 whose one-step rounding moves a "
                              f"normalisation's output by more than {AMPLIFY_STEPS:g} of its steps (measured on the "
                              "calibration data): " + ", ".join(f"{a.tensor} (x{a.gain:.1f} at {a.norm})"
-                                                               for a in amplified))
-        built: dict[Plan, bytes] = {}
+                                                               for a in run.amplified))
 
-        def make(p: Plan) -> bytes:
-            if p not in built:
-                vfm, vcache = variants.get(p)
-                proto = b.build(vfm, replace(p, bias_correct=False), workdir, vcache)
-                if p.bias_correct:
-                    from edgekit.quantize.bias_correction import correct_biases
-                    proto, _ = correct_biases(vfm.proto, proto, variants.calibration_batches(), threads=threads)
-                if len(built) > 64:  # bounded memory over a long search
-                    built.clear()
-                built[p] = proto.SerializeToString()
-            return built[p]
 
-        scores: dict[Plan, Accuracy] = {}
+def _score_and_techniques(run: _Run) -> None:
+    """Score the plain quantized model, then (static) run the accuracy techniques that were asked for, or that
+    the budget needs, before the search keeps anything in float: they cost no speed, float layers do."""
+    run.progress.start("Scoring the quantized model", None)
+    run.accuracy = run.score(run.plan)
+    run.progress.done()
+    if run.mode != "static":
+        return
+    qdq, t = run.scheme.fmt == "qdq", run.wanted
+    bias = (t.bias_correction and qdq) if t.bias_correction is not None else (None if qdq else False)
+    run.plan = _techniques(run.plan, run.score, run.variants, run.gate.max_drop, run.over_budget(), t.equalize,
+                           t.smoothquant, bias, run.techniques, run.notes, run.progress)
+    run.accuracy = run.score(run.plan)
 
-        def score(p: Plan) -> Accuracy:
-            if p not in scores:
-                scores[p] = evaluator.score(make(p))
-            return scores[p]
 
-        progress.start("Scoring the quantized model", None)
-        accuracy = score(plan)
+def _search_or_warn(run: _Run) -> None:
+    """Blame the layers when asked or when the metric dropped; under a budget (`max_drop`) keep the fewest of the
+    worst in float to meet it, or refuse the model (GateError); without one, warn about a poor result."""
+    gate, progress = run.gate, run.progress
+    if gate.blame or run.over_budget() or (gate.max_drop is None and run.accuracy.drop > POOR_DROP):
+        run.blame_rows = _blame(run.fm, run.plan, run.make, run.score, run.evaluator, gate.blame_top,
+                                run.speed.threads, progress, run.variants, run.tensor_level)
+    if run.over_budget():
+        from edgekit.quantize.search import fewest_float_layers
+        what = "tensors" if run.tensor_level else "layers"
+        progress.start(f"Searching {what} to keep in float (budget {gate.max_drop:g})", None)
+        before = run.accuracy
+        found = fewest_float_layers(run.plan, [r.key for r in run.blame_rows], lambda p: run.score(p).drop,
+                                    gate.max_drop, gate.max_float_layers, progress, tensors=run.tensor_level)
         progress.done()
-        tensor_level = mode == "static" and fmt == "qdq"
-        techniques: list[dict] = []
-        if mode == "static":
-            auto = max_drop is not None and accuracy.drop > max_drop
-            plan = _techniques(plan, score, variants, max_drop, auto, equalize, smoothquant,
-                               bias_correction and fmt == "qdq" if bias_correction is not None
-                               else (None if fmt == "qdq" else False),
-                               techniques, notes, progress)
-            accuracy = score(plan)
-        blame_rows, trials = [], []
-        need_blame = blame or (max_drop is not None and accuracy.drop > max_drop) or (
-            max_drop is None and accuracy.drop > POOR_DROP)
-        if need_blame:
-            blame_rows = _blame(fm, plan, make, score, evaluator, blame_top, threads, progress, variants,
-                                tensor_level)
-        if max_drop is not None and accuracy.drop > max_drop:
-            from edgekit.quantize.search import fewest_float_layers
-            what = "tensors" if tensor_level else "layers"
-            progress.start(f"Searching {what} to keep in float (budget {max_drop:g})", None)
-            before = accuracy
-            found = fewest_float_layers(plan, [r.key for r in blame_rows], lambda p: score(p).drop, max_drop,
-                                        max_float_layers, progress, tensors=tensor_level)
-            progress.done()
-            trials = found.trials
-            if not found.found:
-                tried = "; ".join(f"{t['technique']} {'applied' if t['applied'] else 'not kept'}"
-                                  for t in techniques)
-                raise GateError(
-                    f"Even with the {max_float_layers} worst {what} in float the {accuracy.metric} drop stays above "
-                    f"{max_drop:g} (best {min(t.drop for t in trials):.4f}); nothing was written. Worst {what}: "
-                    + ", ".join(f"{r.label} ({r.local_sqnr_db:.1f} dB)" for r in blame_rows[:5]) + "."
-                    + (f" Tried first: {tried}." if tried else ""),
-                    hint="Raise --max-drop or --max-float-layers, try --calibrate-method entropy/percentile, "
-                         "or use --mode fp16.")
-            plan = found.plan
-            accuracy = score(plan)
-            kept = plan.float_tensors if tensor_level else plan.keep_float
-            techniques.append(_step(f"float {what}", True, before, accuracy,
-                                    f"{len(kept)} kept in float: " + ", ".join(
-                                        _label_of(k, blame_rows) for k in kept)))
-        elif max_drop is None and accuracy.drop > POOR_DROP:
-            warnings.append(f"The {_metric_words(accuracy.metric)} dropped by {accuracy.drop:.4f}; see the blame "
-                            f"table, or pass --max-drop to keep the worst layers in float"
+        run.trials = found.trials
+        if not found.found:
+            tried = "; ".join(f"{t['technique']} {'applied' if t['applied'] else 'not kept'}"
+                              for t in run.techniques)
+            raise GateError(
+                f"Even with the {gate.max_float_layers} worst {what} in float the {run.accuracy.metric} drop stays "
+                f"above {gate.max_drop:g} (best {min(t.drop for t in run.trials):.4f}); nothing was written. Worst "
+                f"{what}: " + ", ".join(f"{r.label} ({r.local_sqnr_db:.1f} dB)" for r in run.blame_rows[:5]) + "."
+                + (f" Tried first: {tried}." if tried else ""),
+                hint="Raise --max-drop or --max-float-layers, try --calibrate-method entropy/percentile, "
+                     "or use --mode fp16.")
+        run.plan = found.plan
+        run.accuracy = run.score(run.plan)
+        kept = run.plan.float_tensors if run.tensor_level else run.plan.keep_float
+        run.techniques.append(_step(f"float {what}", True, before, run.accuracy, f"{len(kept)} kept in float: "
+                                    + ", ".join(_label_of(k, run.blame_rows) for k in kept)))
+    elif gate.max_drop is None and run.accuracy.drop > POOR_DROP:
+        run.warnings.append(f"The {_metric_words(run.accuracy.metric)} dropped by {run.accuracy.drop:.4f}; see the "
+                            f"blame table, or pass --max-drop to keep the worst layers in float"
                             + (" (it tries --equalize, --smoothquant and --bias-correction first)."
-                               if mode == "static" else "."))
+                               if run.mode == "static" else "."))
 
-        speed_result, speed_trials = None, []
-        if speed != "off":
-            speed_result, plan, speed_trials = _speed(fm, plan, make, score, max_drop, accuracy, evaluator,
-                                                      original_bytes, speed, threads, progress, notes)
-            accuracy = score(plan)
-            if speed_result.slower:
-                message = (f"The quantized model is slower than the float one on this machine "
-                           f"(p50 {speed_result.p50_ms:.3f} ms vs {speed_result.float_p50_ms:.3f} ms)")
-                if not allow_slower:
-                    raise GateError(message + "; nothing was written.",
-                                    hint="Pass --allow-slower to keep it anyway (e.g. for another device), or try "
-                                         "another --mode." + (" FP16 runs as float32 plus casts on most CPUs."
-                                                              if mode == "fp16" else ""))
-                warnings.append(message + " (--allow-slower).")
-        else:
-            notes.append("speed not checked (--speed off): the result may be slower than the float model")
 
-        final = require("onnx", "Quantizing ONNX models").load_from_string(make(plan))
-        for prop in original.metadata_props:
-            if not any(p.key == prop.key for p in final.metadata_props):
-                final.metadata_props.add(key=prop.key, value=prop.value)
-        summary = plan.summary()
-        summary.update(hardware=hw.isa, accuracy={"metric": accuracy.metric, "drop": accuracy.drop,
+def _check_speed(run: _Run) -> None:
+    """Benchmark against the float model (and, with 'search', keep slow-to-quantize layer types in float): a
+    quantized model slower than float is refused unless `allow_slower`, since speed is why one quantizes."""
+    policy = run.speed
+    if policy.mode == "off":
+        run.notes.append("speed not checked (--speed off): the result may be slower than the float model")
+        return
+    run.speed_result, run.plan, run.speed_trials = _speed(
+        run.fm, run.plan, run.make, run.score, run.gate.max_drop, run.accuracy, run.evaluator, run.original_bytes,
+        policy.mode, policy.threads, run.progress, run.notes)
+    run.accuracy = run.score(run.plan)
+    sr = run.speed_result
+    if sr.slower:
+        message = (f"The quantized model is slower than the float one on this machine "
+                   f"(p50 {sr.p50_ms:.3f} ms vs {sr.float_p50_ms:.3f} ms)")
+        if not policy.allow_slower:
+            raise GateError(message + "; nothing was written.",
+                            hint="Pass --allow-slower to keep it anyway (e.g. for another device), or try "
+                                 "another --mode." + (" FP16 runs as float32 plus casts on most CPUs."
+                                                      if run.mode == "fp16" else ""))
+        run.warnings.append(message + " (--allow-slower).")
+
+
+def _write(run: _Run) -> dict:
+    """Write the chosen model with the original's metadata and the `edgekit.quantization` summary (what was kept
+    in float and why, the accuracy, the speed); → that summary."""
+    from edgekit.deps import require
+    from edgekit.onnx_io import save_onnx
+    from edgekit.quantize import build as b
+    plan, accuracy, calib = run.plan, run.accuracy, run.calibration.data
+    final = require("onnx", "Quantizing ONNX models").load_from_string(run.make(plan))
+    for prop in run.original.metadata_props:
+        if not any(p.key == prop.key for p in final.metadata_props):
+            final.metadata_props.add(key=prop.key, value=prop.value)
+    summary = plan.summary()
+    summary.update(hardware=run.hw.isa, accuracy={"metric": accuracy.metric, "drop": accuracy.drop,
                                                   "samples": accuracy.samples,
                                                   "float_accuracy": accuracy.float_accuracy,
                                                   "accuracy": accuracy.accuracy,
                                                   "outputs": [{k: _json_num(v) for k, v in o.items()}
                                                               for o in accuracy.outputs]},
-                       speed=speed_result.as_dict() if speed_result else None,
-                       calibration_data="random" if calib == "random" else (str(calib) if calib else None))
-        if not b.is_quantized(final):
-            warnings.append("No layer is left quantized (every quantizable layer was kept in float, by --exclude, "
+                   speed=run.speed_result.as_dict() if run.speed_result else None,
+                   calibration_data="random" if calib == "random" else (str(calib) if calib else None))
+    if not b.is_quantized(final):
+        run.warnings.append("No layer is left quantized (every quantizable layer was kept in float, by --exclude, "
                             "the accuracy search or the speed check): the output computes like the float model.")
-        modules = {n.name: b.module_path(n) for n in fm.nodes() if n.name in plan.float_nodes}
-        summary["float_modules"] = {k: v for k, v in modules.items() if v}
-        if tensor_level:
-            summary["float_tensor_modules"] = {t: _label_of(t, blame_rows) for t in plan.float_tensors}
-        summary["techniques"] = techniques
-        if amplified:
-            summary["amplified_tensors"] = [a.as_dict() for a in amplified]
-        b.record_summary(final, summary)
-        save_onnx(final, out)
-    for s in (source, esource):
-        if s is not None:
-            s.close()
-    data = {"calibration": str(calib) if calib else None, "calibration_samples": cal_stop if source else 0,
-            "evaluation": str(eval_data) if eval_data else ("held-out part of --calib" if source is not None
-                                                            and esource is source else "random"),
-            "evaluation_samples": evaluator.samples, "batch": batch, "float_modules": summary["float_modules"],
-            "float_tensor_modules": summary.get("float_tensor_modules", {})}
-    return QuantizeResult(out, plan, hw.as_dict(), accuracy, speed_result, blame_rows, trials, speed_trials, data,
-                          notes, warnings, techniques)
-
-
-def _check_arguments(mode, fmt, method, act, wt, max_drop, speed, eval_fraction) -> None:
-    problems = []
-    if mode not in MODES:
-        problems.append(f"--mode '{mode}' (choose {', '.join(MODES)})")
-    if fmt not in FORMATS:
-        problems.append(f"--format '{fmt}' (choose {', '.join(FORMATS)})")
-    if method not in METHODS:
-        problems.append(f"--calibrate-method '{method}' (choose {', '.join(METHODS)})")
-    for flag, v in (("--activation-type", act), ("--weight-type", wt)):
-        if v not in ("auto", "int8", "uint8"):
-            problems.append(f"{flag} '{v}' (choose auto, int8, uint8)")
-    if max_drop is not None and not (0 <= max_drop < 1):
-        problems.append(f"--max-drop {max_drop} (a fraction in [0, 1): 0.01 is one point)")
-    if speed not in SPEED:
-        problems.append(f"--speed '{speed}' (choose {', '.join(SPEED)})")
-    if not (0 < eval_fraction < 1):
-        problems.append(f"--eval-fraction {eval_fraction} (between 0 and 1)")
-    if problems:
-        raise UsageError("Invalid option value(s): " + "; ".join(problems) + ".")
-
-
-def _evaluation_rows(source, calib, eval_data, infos, preprocess, eval_fraction, max_eval, seed, warnings, notes):
-    """→ (evaluation source, start, stop, end of the calibration rows)."""
-    from edgekit.quantize.calibration import RandomSource, check_source, open_source
-    n = len(source) if source is not None else 0
-    if eval_data is not None:
-        esource = open_source(eval_data, infos, preprocess=preprocess, seed=seed + 1)
-        check_source(esource, infos, role="evaluation")
-        return esource, 0, min(len(esource), max_eval), n
-    if source is not None and calib != "random" and n >= 10:
-        n_eval = max(1, round(n * eval_fraction))
-        notes.append(f"accuracy measured on the last {min(n_eval, max_eval)} of {n} samples, held out from "
-                     f"calibration (--eval to give other data)")
-        return source, n - min(n_eval, max_eval), n, n - n_eval
-    if source is not None and calib != "random":
-        notes.append(f"only {n} samples: calibration and accuracy use the same data")
-        return source, 0, min(n, max_eval), n
-    esource = RandomSource(infos, 16, seed + 1)
-    if calib != "random":
-        warnings.append("No evaluation data (--eval or --calib): accuracy figures are on random inputs and say "
-                        "little about real accuracy.")
-    return esource, 0, 16, n
+    modules = {n.name: b.module_path(n) for n in run.fm.nodes() if n.name in plan.float_nodes}
+    summary["float_modules"] = {k: v for k, v in modules.items() if v}
+    if run.tensor_level:
+        summary["float_tensor_modules"] = {t: _label_of(t, run.blame_rows) for t in plan.float_tensors}
+    summary["techniques"] = run.techniques
+    if run.amplified:
+        summary["amplified_tensors"] = [a.as_dict() for a in run.amplified]
+    b.record_summary(final, summary)
+    save_onnx(final, run.out)
+    return summary
 
 
 def _blame(fm, plan, make, score, evaluator, top, threads, progress, variants, tensor_level):
@@ -466,10 +551,11 @@ class _Variants:
         return self.models[key]
 
 
-def _calibrate(b, fm, folder, source, infos, batch, cal_stop, method, progress):
+def _calibrate(b, fm, folder, source, infos, batch, cal_stop, method, progress, label=None):
+    """→ the calibrated ranges of `fm` on the calibration rows (the float model's, or a rescaled variant's)."""
     from edgekit.quantize.calibration import make_reader
     n_batches = cal_stop // batch
-    progress.start(f"Calibrating the rescaled model ({method})", n_batches * batch)
+    progress.start(label or f"Calibrating the rescaled model ({method})", n_batches * batch)
     cache = b.calibrate(fm, lambda s, e: make_reader(source, infos, s * batch, e * batch, batch, progress.advance),
                         n_batches, method, folder)
     progress.done()

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.quantize import quantize
+from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, Techniques, quantize
 from edgekit.quantize.equalize import check_exact, equalize, find_pairs
 import outlier_models  # tests/quantize is on sys.path (pytest prepend import mode)
 
@@ -25,7 +25,13 @@ def mlp(tmp_path_factory):
     return outlier_models.outlier_mlp(tmp_path_factory.mktemp("mlp"))
 
 
-OFF = dict(equalize=False, smoothquant=False, bias_correction=False)
+OFF = Techniques(equalize=False, smoothquant=False, bias_correction=False)
+NO_SPEED = SpeedPolicy("off")
+
+
+def held_out(data, **gate) -> dict:
+    """The digits split every test here uses: calibrate on 40%, score on the held-out 60%, no speed check."""
+    return dict(calibration=Calibration(str(data)), gate=AccuracyGate(eval_fraction=0.6, **gate), speed=NO_SPEED)
 
 
 def _summary(path) -> dict:
@@ -34,14 +40,14 @@ def _summary(path) -> dict:
 
 def test_plain_int8_breaks_on_the_outlier_channel(cnn, tmp_path):
     model, data, float_acc = cnn
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), eval_fraction=0.6, speed="off", **OFF)
+    r = quantize(model, tmp_path / "q.onnx", techniques=OFF, **held_out(data))
     assert float_acc > 0.9 and r.accuracy.drop > 0.3
 
 
 def test_equalize_and_bias_correction_bring_the_cnn_within_one_point_and_say_so(cnn, tmp_path):
     model, data, _ = cnn
     out = tmp_path / "q.onnx"
-    r = quantize(model, out, calib=str(data), eval_fraction=0.6, speed="off", equalize=True, bias_correction=True)
+    r = quantize(model, out, techniques=Techniques(equalize=True, bias_correction=True), **held_out(data))
     assert r.accuracy.drop <= 0.01 and r.plan.float_tensors == ()
     assert [t["technique"] for t in r.techniques] == ["equalization", "bias correction"]
     assert r.techniques[0]["after"] >= r.accuracy.float_accuracy - 0.02  # equalization alone: within 2 points
@@ -57,7 +63,7 @@ def test_tensor_search_keeps_the_outlier_tensors_and_conv2_weight_in_float(cnn, 
     next conv's weights, whose matching input channel rounds to zero) restore float accuracy."""
     model, data, _ = cnn
     out = tmp_path / "q.onnx"
-    r = quantize(model, out, calib=str(data), eval_fraction=0.6, speed="off", max_drop=0.01, **OFF)
+    r = quantize(model, out, techniques=OFF, **held_out(data, max_drop=0.01))
     assert r.accuracy.drop <= 0.01
     kept = {b.label for b in r.blame if b.tensor in r.plan.float_tensors}
     assert {"act1", "pool1"} <= kept and len(r.plan.float_tensors) <= 3
@@ -71,7 +77,7 @@ def test_tensor_search_keeps_the_outlier_tensors_and_conv2_weight_in_float(cnn, 
 
 def test_max_drop_on_the_mlp_uses_equalization_first(mlp, tmp_path):
     model, data, _ = mlp
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), eval_fraction=0.6, speed="off", max_drop=0.01)
+    r = quantize(model, tmp_path / "q.onnx", **held_out(data, max_drop=0.01))
     assert r.accuracy.drop <= 0.01 and r.plan.equalize and r.plan.float_tensors == ()
     assert [t["technique"] for t in r.techniques] == ["equalization"]
 
@@ -80,15 +86,15 @@ def test_mlp_tensor_search_restores_the_folded_relu_exactly(mlp, tmp_path):
     """ORT folds the ReLU into fc1's output quantization; keeping that tensor in float puts the ReLU back."""
     model, data, _ = mlp
     out = tmp_path / "q.onnx"
-    r = quantize(model, out, calib=str(data), eval_fraction=0.6, speed="off", max_drop=0.01, **OFF)
+    r = quantize(model, out, techniques=OFF, **held_out(data, max_drop=0.01))
     assert r.accuracy.drop <= 0.01 and len(r.plan.float_tensors) == 1
     assert "Relu" in [n.op_type for n in onnx.load(out).graph.node]
 
 
 def test_bias_correction_is_reported_and_kept_only_with_a_gain(cnn, tmp_path):
     model, data, _ = cnn
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), eval_fraction=0.6, speed="off", equalize=True,
-                 bias_correction=True, smoothquant=False)
+    r = quantize(model, tmp_path / "q.onnx", **held_out(data),
+                 techniques=Techniques(equalize=True, bias_correction=True, smoothquant=False))
     bc = next(t for t in r.techniques if t["technique"] == "bias correction")
     assert bc["applied"] == (bc["after"] > bc["before"]) and r.plan.bias_correct == bc["applied"]
 
@@ -150,7 +156,7 @@ def test_cli_equalize_reports_the_gain(cnn, tmp_path):
 @pytest.mark.slow
 def test_smoothquant_restores_the_transformer(tmp_path):
     model, data, _ = outlier_models.outlier_transformer(tmp_path)
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), eval_fraction=0.6, speed="off", max_drop=0.01)
+    r = quantize(model, tmp_path / "q.onnx", **held_out(data, max_drop=0.01))
     assert r.accuracy.drop <= 0.01 and r.plan.smooth_alpha is not None
     sq = next(t for t in r.techniques if t["technique"] == "smoothquant")
     assert sq["applied"] and sq["after"] > sq["before"] and "layer_norm" in sq["detail"]

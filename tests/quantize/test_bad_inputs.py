@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.errors import UsageError
-from edgekit.quantize import quantize
+from edgekit.quantize import Calibration, SpeedPolicy, quantize
 from edgekit.quantize.calibration import NpyDirSource, NpzSource, open_source
 
 
@@ -37,10 +37,13 @@ def good(n=20):
     return np.random.default_rng(1).standard_normal((n, 3, 8, 8)).astype(np.float32)
 
 
-def _fails(model, tmp_path, match, **kw):
+NO_SPEED = SpeedPolicy("off")
+
+
+def _fails(model, tmp_path, match, calib=None):
     out = tmp_path / "q.onnx"
     with pytest.raises(UsageError, match=match):
-        quantize(model, out, speed="off", **kw)
+        quantize(model, out, calibration=Calibration(calib), speed=NO_SPEED)
     assert not out.exists()
     assert not list(tmp_path.glob(".edgekit-tmp-*"))
 
@@ -65,7 +68,7 @@ def test_every_problem_listed_at_once(model, tmp_path):
     data = tmp_path / "calib.npz"
     np.savez(data, x=good()[:, :2], extra=good())
     with pytest.raises(UsageError) as err:
-        quantize(model, tmp_path / "q.onnx", calib=str(data), speed="off")
+        quantize(model, tmp_path / "q.onnx", calibration=Calibration(str(data)), speed=NO_SPEED)
     assert "unexpected key(s) ['extra']" in str(err.value) and "shape [2, 8, 8]" in str(err.value)
 
 
@@ -82,7 +85,7 @@ def test_already_quantized_model_is_refused(model, tmp_path):
     data = tmp_path / "calib.npz"
     np.savez(data, x=good())
     first = tmp_path / "first.onnx"
-    quantize(model, first, calib=str(data), speed="off")
+    quantize(model, first, calibration=Calibration(str(data)), speed=NO_SPEED)
     _fails(first, tmp_path, "already quantized", calib=str(data))
 
 
@@ -91,12 +94,12 @@ def test_output_equal_to_input_is_refused(model, tmp_path):
     np.savez(data, x=good())
     before = model.read_bytes()
     with pytest.raises(UsageError, match="same file"):
-        quantize(model, model, calib=str(data), speed="off")
+        quantize(model, model, calibration=Calibration(str(data)), speed=NO_SPEED)
     assert model.read_bytes() == before
 
 
 def test_random_calibration_warns(model, tmp_path):
-    r = quantize(model, tmp_path / "q.onnx", calib="random", speed="off")
+    r = quantize(model, tmp_path / "q.onnx", calibration=Calibration("random"), speed=NO_SPEED)
     assert any("not meaningful" in w for w in r.warnings)
 
 
@@ -146,7 +149,8 @@ def test_image_folder_with_preprocessing(model, tmp_path):
     rows = src.read("x", 0, 3)
     assert rows.shape == (3, 3, 8, 8) and rows.dtype == np.float32
     assert list(src.labels(4, 8)) == [0, 0, 1, 1]
-    r = quantize(model, tmp_path / "q.onnx", calib=str(folder), preprocess="resize=10", speed="off")
+    r = quantize(model, tmp_path / "q.onnx", calibration=Calibration(str(folder), preprocess="resize=10"),
+                 speed=NO_SPEED)
     assert r.accuracy.samples > 0
 
 

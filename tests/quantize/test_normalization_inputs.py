@@ -68,12 +68,13 @@ def test_a_class_row_as_wide_as_the_patches_keeps_everything_quantized(tmp_path)
 def test_quantize_reports_the_kept_tensor_and_the_int8_tflite_validates(tmp_path):
     pytest.importorskip("ai_edge_litert")
     from edgekit.convert import convert
-    from edgekit.quantize import quantize
+    from edgekit.quantize import Calibration, SpeedPolicy, quantize
     src, out = tmp_path / "float.onnx", tmp_path / "int8.onnx"
     onnx.save(_class_token_model(0.02), src)
     rng = np.random.default_rng(2)
     np.savez(tmp_path / "calib.npz", x=rng.standard_normal((32, PATCHES, D)).astype(np.float32))
-    result = quantize(src, out, mode="static", calib=str(tmp_path / "calib.npz"), speed="off", force=True)
+    result = quantize(src, out, mode="static", calibration=Calibration(str(tmp_path / "calib.npz")),
+                      speed=SpeedPolicy("off"), force=True)
     assert "cat" in result.plan.float_tensors
     assert any("normalisation's output" in n and "cat (x" in n for n in result.notes)
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}

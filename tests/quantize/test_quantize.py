@@ -9,7 +9,10 @@ import onnx
 import pytest
 
 from edgekit.errors import GateError, UsageError
-from edgekit.quantize import quantize
+from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, Techniques, quantize
+
+NO_SPEED = SpeedPolicy("off")
+NO_TECHNIQUES = Techniques(equalize=False, smoothquant=False, bias_correction=False)
 
 
 def _summary(path) -> dict:
@@ -19,7 +22,8 @@ def _summary(path) -> dict:
 def test_lenet_static_int8_keeps_digit_accuracy_within_one_point(lenet_digits, tmp_path):
     model, data, float_acc = lenet_digits
     out = tmp_path / "q.onnx"
-    r = quantize(model, out, mode="static", calib=str(data), eval_fraction=0.6, speed="off")
+    r = quantize(model, out, mode="static", calibration=Calibration(str(data)), gate=AccuracyGate(eval_fraction=0.6),
+                 speed=NO_SPEED)
     assert r.accuracy.metric == "accuracy" and r.accuracy.samples == 360
     assert r.accuracy.float_accuracy == pytest.approx(float_acc, abs=1e-6)
     assert float_acc > 0.9  # the model really learned the digits
@@ -35,7 +39,8 @@ def test_lenet_static_int8_keeps_digit_accuracy_within_one_point(lenet_digits, t
 def test_lenet_dynamic_and_fp16_are_reported(lenet_digits, tmp_path, mode):
     model, data, _ = lenet_digits
     out = tmp_path / f"{mode}.onnx"
-    r = quantize(model, out, mode=mode, calib=str(data), eval_fraction=0.6, speed="off")
+    r = quantize(model, out, mode=mode, calibration=Calibration(str(data)), gate=AccuracyGate(eval_fraction=0.6),
+                 speed=NO_SPEED)
     assert r.accuracy.accuracy is not None and r.accuracy.float_accuracy - r.accuracy.accuracy <= 0.02
     types = {t.data_type for t in onnx.load(out).graph.initializer}
     assert (onnx.TensorProto.FLOAT16 in types) if mode == "fp16" else (onnx.TensorProto.INT8 in types)
@@ -44,7 +49,8 @@ def test_lenet_dynamic_and_fp16_are_reported(lenet_digits, tmp_path, mode):
 
 def test_speed_check_reports_both_latencies(lenet_digits, tmp_path):
     model, data, _ = lenet_digits
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), eval_fraction=0.6, speed="check", allow_slower=True)
+    r = quantize(model, tmp_path / "q.onnx", calibration=Calibration(str(data)), gate=AccuracyGate(eval_fraction=0.6),
+                 speed=SpeedPolicy("check", allow_slower=True))
     assert r.speed.float_p50_ms > 0 and r.speed.p50_ms > 0
     assert _summary(tmp_path / "q.onnx")["speed"]["float_p50_ms"] == pytest.approx(r.speed.float_p50_ms)
 
@@ -103,7 +109,8 @@ def hard_mlp(tmp_path_factory, exporter):
 
 def test_blame_names_the_hard_layer_first(hard_mlp, tmp_path):
     model, data = hard_mlp
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), speed="off", blame=True)
+    r = quantize(model, tmp_path / "q.onnx", calibration=Calibration(str(data)), speed=NO_SPEED,
+                 gate=AccuracyGate(blame=True))
     assert r.accuracy.drop > 0.05  # quantizing everything really breaks it
     assert r.blame[0].module == "hard"
     assert r.blame[0].drop_if_float is not None and r.blame[0].drop_if_float <= 0.01
@@ -113,8 +120,8 @@ def test_blame_names_the_hard_layer_first(hard_mlp, tmp_path):
 def test_max_drop_without_rescaling_keeps_exactly_the_hard_output_tensor_in_float(hard_mlp, tmp_path):
     model, data = hard_mlp
     out = tmp_path / "q.onnx"
-    r = quantize(model, out, calib=str(data), speed="off", max_drop=0.01, equalize=False, smoothquant=False,
-                 bias_correction=False)
+    r = quantize(model, out, calibration=Calibration(str(data)), speed=NO_SPEED, gate=AccuracyGate(max_drop=0.01),
+                 techniques=NO_TECHNIQUES)
     assert r.accuracy.drop <= 0.01
     kept = [b.module for b in r.blame if b.tensor in r.plan.float_tensors]
     assert kept == ["hard"] and len(r.plan.float_tensors) == 1 and r.plan.keep_float == ()
@@ -124,7 +131,8 @@ def test_max_drop_without_rescaling_keeps_exactly_the_hard_output_tensor_in_floa
 
 def test_max_drop_tries_equalization_before_keeping_anything_in_float(hard_mlp, tmp_path):
     model, data = hard_mlp
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), speed="off", max_drop=0.01)
+    r = quantize(model, tmp_path / "q.onnx", calibration=Calibration(str(data)), speed=NO_SPEED,
+                 gate=AccuracyGate(max_drop=0.01))
     assert r.accuracy.drop <= 0.01 and r.plan.float_tensors == () and r.plan.equalize
     eq = r.techniques[0]
     assert eq["technique"] == "equalization" and eq["applied"] and eq["after"] - eq["before"] > 0.05
@@ -134,15 +142,16 @@ def test_unreachable_budget_fails_the_gate_and_writes_nothing(hard_mlp, tmp_path
     model, data = hard_mlp
     out = tmp_path / "q.onnx"
     with pytest.raises(GateError, match="hard"):
-        quantize(model, out, calib=str(data), speed="off", max_drop=0.0001, max_float_layers=0, equalize=False,
-                 smoothquant=False, bias_correction=False)
+        quantize(model, out, calibration=Calibration(str(data)), speed=NO_SPEED,
+                 gate=AccuracyGate(max_drop=0.0001, max_float_layers=0), techniques=NO_TECHNIQUES)
     assert not out.exists()
 
 
 def test_exclude_by_module_path(hard_mlp, tmp_path):
     model, data = hard_mlp
-    r = quantize(model, tmp_path / "q.onnx", calib=str(data), speed="off", exclude=["hard"])
+    r = quantize(model, tmp_path / "q.onnx", calibration=Calibration(str(data)), speed=NO_SPEED, exclude=["hard"])
     assert len(r.plan.exclude) == 1
     with pytest.raises(UsageError, match="matched no node"):
-        quantize(model, tmp_path / "q2.onnx", calib=str(data), speed="off", exclude=["no.such.module"])
+        quantize(model, tmp_path / "q2.onnx", calibration=Calibration(str(data)), speed=NO_SPEED,
+                 exclude=["no.such.module"])
     assert not (tmp_path / "q2.onnx").exists()

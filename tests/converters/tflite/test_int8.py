@@ -227,14 +227,15 @@ def _quantize_helpers():
 @pytest.fixture(scope="module")
 def lenet_qdq(tmp_path_factory):
     import torch
-    from edgekit.quantize import quantize
+    from edgekit.quantize import Calibration, SpeedPolicy, quantize
     torch.set_num_threads(1)
     helpers = _quantize_helpers()
     root = tmp_path_factory.mktemp("lenet_int8")
     module, x, y = helpers.train_lenet_digits()
     float_path = helpers.export_onnx(module, x[:1], root / "lenet.onnx")
     np.savez(root / "calib.npz", image=x[:240])
-    quantize(float_path, root / "lenet_qdq.onnx", mode="static", calib=str(root / "calib.npz"), speed="off")
+    quantize(float_path, root / "lenet_qdq.onnx", mode="static", calibration=Calibration(str(root / "calib.npz")),
+             speed=SpeedPolicy("off"))
     held = slice(len(x) - helpers.HELD_OUT, None)
     return float_path, root / "lenet_qdq.onnx", x[held], y[held]
 

@@ -59,14 +59,15 @@ def _masked_attention() -> onnx.ModelProto:
 
 def test_mask_fills_stay_float_and_the_int8_model_validates(tmp_path):
     from edgekit.convert import convert
-    from edgekit.quantize import quantize
+    from edgekit.quantize import AccuracyGate, Calibration, SpeedPolicy, quantize
     src, qdq = tmp_path / "float.onnx", tmp_path / "int8.onnx"
     onnx.save(_masked_attention(), str(src))
     rng = np.random.default_rng(1)
     mask = np.ones((16, 6), np.int64)
     mask[::2, 4:] = 0
     np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 6, 8)).astype(np.float32), mask=mask)
-    result = quantize(src, qdq, calib=str(tmp_path / "calib.npz"), speed="off", max_eval=8, force=True)
+    result = quantize(src, qdq, calibration=Calibration(str(tmp_path / "calib.npz")), speed=SpeedPolicy("off"),
+                      gate=AccuracyGate(max_eval=8), force=True)
     fills = [n for n in result.notes if "attention-mask fills" in n]
     assert fills and "sm" in result.plan.float_tensors
     model = onnx.load(str(qdq))
