@@ -16,6 +16,32 @@ QOPERATOR_OPS = {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QL
 DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
 
 
+def is_quantization_op(op_type: str) -> bool:
+    """Whether an ONNX op (bare type, no domain) quantizes, dequantizes or computes on quantized tensors."""
+    return (op_type in QDQ_OPS | QOPERATOR_OPS | DYNAMIC_OPS or op_type.startswith("QLinear")
+            or op_type.endswith("Integer") or "quant" in op_type.lower())
+
+
+def tensor_census(fmt: str, data: bytes) -> dict:
+    """The tensor counts a bundle manifest records, from the same counts `inspect` reports (without its checks
+    and MAC estimate): weight tensors per dtype, and the quantization ops by type (ONNX) or the number of quantized
+    tensors (TFLite, every subgraph). ONNX weights are the initializers: Constant nodes, which `inspect` adds to
+    its parameter counts, hold mostly shapes. Needs onnx / ai_edge_litert for the format; ImportError without it."""
+    if fmt == "onnx":
+        import onnx
+        ops, params = _onnx_counts(onnx.load_model_from_string(data), constants=False)
+        quant_ops: dict[str, int] = {}
+        for op, count in ops.items():
+            bare = op.rpartition(".")[2]  # `inspect` names ops outside the default domain `domain.Op`
+            if is_quantization_op(bare):
+                quant_ops[bare] = quant_ops.get(bare, 0) + count
+        return {"weight_dtypes": {dtype: p["tensors"] for dtype, p in params.items()}, "quant_ops": quant_ops}
+    from edgekit.converters.tflite.inspect import describe_tflite
+    info = describe_tflite(data)
+    return {"weight_dtypes": {dtype: d["tensors"] for dtype, d in info["by_dtype"].items()},
+            "quantized_tensors": info["tensor_quantization"]["quantized"]}
+
+
 def inspect(path: str | Path) -> dict:
     """Describe a .onnx or .tflite model as a JSON-ready dict.
 
@@ -89,17 +115,7 @@ def _inspect_onnx(path: Path) -> dict:
         return [{"name": v.name, "dtype": helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
                  if v.type.tensor_type.elem_type else "?", "shape": _dims(v.type)} for v in values]
 
-    ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in graph.node)
-    params: dict[str, dict] = {}
-    tensors = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
-                                         if a.name == "value"]
-    for t in tensors:
-        dtype = helper.tensor_dtype_to_np_dtype(t.data_type).name
-        count = int(np.prod(t.dims)) if len(t.dims) else 1
-        entry = params.setdefault(dtype, {"count": 0, "bytes": 0, "tensors": 0})
-        entry["count"] += count
-        entry["bytes"] += count * np.dtype(dtype).itemsize
-        entry["tensors"] += 1
+    ops, params = _onnx_counts(model)
     macs = estimate_macs(model) if not problems else {}  # shapes of an invalid graph mean nothing
     meta = {p.key: p.value for p in model.metadata_props}
     return {
@@ -120,6 +136,26 @@ def _inspect_onnx(path: Path) -> dict:
         "problems": problems,
         "checks": list(ONNX_CHECKS),
     }
+
+
+def _onnx_counts(model, constants: bool = True) -> tuple[Counter, dict[str, dict]]:
+    """Op histogram (`domain.Op` outside the default domain) and parameters per dtype (count of values, bytes,
+    tensors): the initializers, and with `constants` the Constant nodes' tensors too (mostly shapes and scalars)."""
+    from onnx import helper
+
+    graph = model.graph
+    ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in graph.node)
+    params: dict[str, dict] = {}
+    tensors = list(graph.initializer) + [a.t for n in graph.node if constants and n.op_type == "Constant"
+                                         for a in n.attribute if a.name == "value"]
+    for t in tensors:
+        dtype = helper.tensor_dtype_to_np_dtype(t.data_type).name
+        count = int(np.prod(t.dims)) if len(t.dims) else 1
+        entry = params.setdefault(dtype, {"count": 0, "bytes": 0, "tensors": 0})
+        entry["count"] += count
+        entry["bytes"] += count * np.dtype(dtype).itemsize
+        entry["tensors"] += 1
+    return ops, params
 
 
 def _quantization_status(ops: Counter, params: dict) -> str:

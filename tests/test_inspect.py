@@ -150,3 +150,56 @@ def test_tflite_whose_while_calls_its_own_subgraph_is_invalid(tmp_path):
     proc = _cli("inspect", str(bad), "--strict", "--json", "-")
     assert proc.returncode == 3 and json.loads(proc.stdout)["valid"] is False
     assert "is not a valid TFLite model: subgraph 0 calls itself" in " ".join(proc.stderr.split())
+
+
+def test_tensor_census_counts_initializers_and_quantization_ops_of_every_domain():
+    """The bundle manifest's census: initializers by dtype (a Constant node's shape is no weight) and quantization ops
+    by bare type, com.microsoft's QGemm included."""
+    import numpy as np
+    import onnx
+    import onnx.parser
+    from edgekit.inspect import tensor_census
+    model = onnx.parser.parse_model("""<ir_version: 8, opset_import: ["" : 17, "com.microsoft" : 1]>
+    g (float[1,4] x) => (float[1,4] y) {
+      shape = Constant <value = int64[2] {1, 4}> ()
+      q = QuantizeLinear(x, s, z)
+      g = com.microsoft.QGemm(q, s, z, q, s, z)
+      d = DequantizeLinear(g, s, z)
+      y = Reshape(d, shape)
+    }""")
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+                                    onnx.numpy_helper.from_array(np.array(0, np.int8), "z")])
+    census = tensor_census("onnx", model.SerializeToString())
+    assert census == {"weight_dtypes": {"float32": 1, "int8": 1},
+                      "quant_ops": {"QuantizeLinear": 1, "QGemm": 1, "DequantizeLinear": 1}}
+
+
+def test_tflite_weights_inside_a_while_body_are_counted(tmp_path, monkeypatch):
+    """An LSTM compiled as a WHILE loop keeps its weights in the body subgraph: inspect and the bundle census count
+    them (they used to count the main subgraph only)."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as fb
+    from onnx import TensorProto, helper, numpy_helper
+    from edgekit.converters.tflite import compile_onnx
+    from edgekit.converters.tflite.lowerings import recurrent
+    from edgekit.inspect import tensor_census
+    monkeypatch.setattr(recurrent, "UNROLL_MAX_STEPS", 0)
+    monkeypatch.setattr(recurrent, "UNROLL_MAX_WEIGHT_BYTES", 0)
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n)
+             for n, s in (("w", (1, 32, 4)), ("r", (1, 32, 8)), ("b", (1, 64)))]
+    graph = helper.make_graph([helper.make_node("LSTM", ["x", "w", "r", "b"], ["y", "yh"], hidden_size=8)], "lstm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 1, 1, 8]),
+                               helper.make_tensor_value_info("yh", TensorProto.FLOAT, [1, 1, 8])], inits)
+    data = compile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])).to_bytes()
+    (tmp_path / "lstm.tflite").write_bytes(data)
+
+    flat = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    def constants(subgraphs):
+        return sum(1 for sub in subgraphs for t in sub.tensors
+                   if flat.buffers[t.buffer].data is not None and len(flat.buffers[t.buffer].data))
+    assert len(flat.subgraphs) > 1 and constants(flat.subgraphs[1:]) > 0
+    info = inspect(tmp_path / "lstm.tflite")
+    assert sum(p["tensors"] for p in info["parameters"].values()) == constants(flat.subgraphs)
+    assert sum(tensor_census("tflite", data)["weight_dtypes"].values()) == constants(flat.subgraphs)

@@ -29,14 +29,15 @@ def describe_tflite(path) -> dict:
         name = ops_by_code.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
         ops[name] = ops.get(name, 0) + 1
     by_dtype: dict = {}
-    for t in sub.tensors:
+    for t in _all_tensors(model):  # a WHILE body's weights are the model's weights too
         buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
-        if buf is None or buf.data is None or len(buf.data) == 0:
+        size = 0 if buf is None else (len(buf.data) if buf.data is not None else 0) or getattr(buf, "size", 0) or 0
+        if size == 0:  # no constant data (inline, or stored past the flatbuffer: offset/size)
             continue
         entry = by_dtype.setdefault(types[t.type].lower(), {"tensors": 0, "parameters": 0, "bytes": 0})
         entry["tensors"] += 1
         entry["parameters"] += int(np.prod(t.shape)) if t.shape is not None and len(t.shape) else 1
-        entry["bytes"] += len(buf.data)
+        entry["bytes"] += size
     from edgekit.runtimes.litert import read_edgekit_metadata
     metadata = read_edgekit_metadata(bytes(data), others=True)
     layouts = json.loads(metadata.get("edgekit.io_layouts", "{}") or "{}")
@@ -50,7 +51,7 @@ def describe_tflite(path) -> dict:
         "parameters": sum(e["parameters"] for e in by_dtype.values()),
         "parameter_bytes": sum(e["bytes"] for e in by_dtype.values()),
         "by_dtype": by_dtype,
-        "tensor_quantization": _tensor_quantization(model, sub, types, metadata),
+        "tensor_quantization": _tensor_quantization(model, types, metadata),
         "metadata": metadata,
         "signatures": _signatures(model, sub),
         "size_bytes": len(data),
@@ -58,6 +59,11 @@ def describe_tflite(path) -> dict:
         "problems": problems,
         "checks": ["edgekit's TFLite verifier (bounds, subgraph calls, tensor writers, operator order)"],
     }
+
+
+def _all_tensors(model) -> list:
+    """The tensors of every subgraph (control-flow bodies and conditions included), main graph first."""
+    return [t for sub in model.subgraphs or [] for t in sub.tensors or []]
 
 
 def _signatures(model, sub) -> list[dict]:
@@ -89,11 +95,11 @@ def _io(t, types, layouts) -> dict:
             "layout": layouts.get(name), "quantization": quant}
 
 
-def _tensor_quantization(model, sub, types, metadata) -> dict:
-    """Every quantized tensor (dtype, per-tensor or per-channel parameters, constant or not), with counts; the
-    compiler's mode, float islands and int8 I/O from the edgekit metadata when present."""
+def _tensor_quantization(model, types, metadata) -> dict:
+    """Every quantized tensor of every subgraph (dtype, per-tensor or per-channel parameters, constant or not), with
+    counts; the compiler's mode, float islands and int8 I/O from the edgekit metadata when present."""
     tensors, counts = [], {"quantized": 0, "per_channel": 0, "per_tensor": 0, "constant": 0, "activations": 0}
-    for t in sub.tensors:
+    for t in _all_tensors(model):
         q = t.quantization
         if q is None or q.scale is None or not len(q.scale):
             continue

@@ -228,40 +228,12 @@ def _quantization_summary(fmt: str, data: bytes, metadata: dict, session) -> dic
 
 
 def _tensor_census(fmt: str, data: bytes) -> dict:
-    """Counts of weight dtypes and quantization ops, when the format's schema package is installed."""
-    if fmt == "onnx":
-        try:
-            import onnx
-            proto = onnx.load_model_from_string(data)
-        except Exception:
-            return {}
-        dtypes: dict[str, int] = {}
-        for init in proto.graph.initializer:
-            name = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).name
-            dtypes[name] = dtypes.get(name, 0) + 1
-        quant_ops: dict[str, int] = {}
-        for node in proto.graph.node:
-            if "quant" in node.op_type.lower() or node.op_type.startswith("QLinear") or node.op_type.endswith("Integer"):
-                quant_ops[node.op_type] = quant_ops.get(node.op_type, 0) + 1
-        return {"weight_dtypes": dtypes, "quant_ops": quant_ops}
+    """edgekit.inspect's counts of weight dtypes and quantization ops/tensors; empty when the format's schema
+    package (onnx, ai_edge_litert) is not installed here."""
+    from edgekit.inspect import tensor_census
     try:
-        from ai_edge_litert import schema_py_generated as schema
-        model = schema.Model.GetRootAs(data, 0)
-        names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-        dtypes, quantized = {}, 0
-        for s in range(model.SubgraphsLength()):
-            sub = model.Subgraphs(s)
-            for t in range(sub.TensorsLength()):
-                tensor = sub.Tensors(t)
-                buf = model.Buffers(tensor.Buffer())
-                if buf is not None and (buf.DataLength() or buf.Size()):
-                    name = names.get(tensor.Type(), str(tensor.Type())).lower()
-                    dtypes[name] = dtypes.get(name, 0) + 1
-                q = tensor.Quantization()
-                if q is not None and q.ScaleLength():
-                    quantized += 1
-        return {"weight_dtypes": dtypes, "quantized_tensors": quantized}
-    except Exception:
+        return tensor_census(fmt, data)
+    except ImportError:
         return {}
 
 
