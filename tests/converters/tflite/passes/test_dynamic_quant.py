@@ -1,0 +1,36 @@
+"""passes/dynamic_quant.py: ONNX dynamic quantization (DynamicQuantizeLinear + MatMulInteger + rescaling Muls, as
+onnxruntime's quantize_dynamic writes it) becomes one dense op with int8 weights on LiteRT's hybrid kernel, and an
+int8 embedding table read by Gather + DequantizeLinear is dequantized at compile time; the notes say both."""
+from __future__ import annotations
+
+import numpy as np
+
+from _pass_case import assert_converts, model_text
+
+R = np.random.default_rng(13)
+DENSE = ("xq, xs, xz = DynamicQuantizeLinear(x)\n m = MatMulInteger(xq, wq, xz, wz)\n f = Cast <to=1> (m)\n"
+         " s = Mul(xs, ws)\n y = Mul(f, s)")
+WEIGHTS = {"wq": R.integers(-127, 128, (64, 32)).astype(np.int8), "wz": np.array(0, np.int8),
+           "ws": np.array(0.02, np.float32)}
+DENSE_NOTE = "dynamic quantization: 1 MatMulInteger/ConvInteger pattern(s) became hybrid int8 ops"
+
+
+def test_matmul_integer_with_its_rescaling_is_one_hybrid_fully_connected():
+    compiled = assert_converts(model_text(DENSE, "float[2,64] x", "float y", **WEIGHTS), atol=2e-2, rtol=2e-2)
+    g = compiled.graph
+    assert [op.code for op in g.ops] == ["FULLY_CONNECTED"]
+    assert g.tensors[g.ops[0].inputs[1]].dtype == np.int8
+    assert compiled.quantization == {"mode": "dynamic", "notes": [DENSE_NOTE]}
+
+
+def test_an_int8_embedding_table_is_dequantized_at_compile_time():
+    body = "g = Gather <axis=0> (tq, ids)\n x = DequantizeLinear(g, ts, tz)\n " + DENSE.replace("\n", "\n ")
+    text = model_text(body, "int32[2] ids", "float y", tq=R.integers(-127, 128, (10, 64)).astype(np.int8),
+                      ts=np.array(0.05, np.float32), tz=np.array(0, np.int8), **WEIGHTS)
+    ids = np.array([3, 9], np.int32)
+    compiled = assert_converts(text, inputs={"ids": ids}, atol=2e-2, rtol=2e-2)
+    g = compiled.graph
+    assert [op.code for op in g.ops] == ["FLOOR_MOD", "GATHER", "FULLY_CONNECTED"]  # FLOOR_MOD: ONNX negative ids
+    assert g.tensors[g.ops[1].inputs[0]].dtype == np.float32
+    assert compiled.quantization["notes"] == [
+        "Gather_0 (Gather): the int8 embedding table is dequantized at compile time (float32)", DENSE_NOTE]
