@@ -60,6 +60,6 @@ def test_every_json_writer_uses_the_one_encoder():
     all go through edgekit.fileio.to_json (a grep, so a seventh encoder shows up here)."""
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "edgekit"
-    for rel in ("cli/common.py", "pipeline/__init__.py", "pipeline/report.py", "bundle.py"):
+    for rel in ("cli/common.py", "pipeline/__init__.py", "pipeline/report.py", "bundle/write.py"):
         text = (root / rel).read_text()
         assert "to_json(" in text and "default=str" not in text and "def _jsonable" not in text, rel
