@@ -3,6 +3,7 @@
     y{s, z} = LOGISTIC(x)      -> t{1/256, -128} = LOGISTIC(x); y = QUANTIZE(t)   (also SOFTMAX; TANH: 1/128, 0)
     y{s, z} = RESHAPE(x{s', z'}) -> t{s', z'} = RESHAPE(x); y = QUANTIZE(t)          (one data input, SAME_SCALE)
     y{s, z} = CONCATENATION(a{s1, z1}, b) -> a' = QUANTIZE(a){s, z}; y = CONCATENATION(a', b)   (several inputs)
+    y{s, z} = ADD(x, c{s', z'})  -> y = ADD(x, c'{s, z})   c constant, when c' holds c's values exactly (zeros always)
 
 so each kernel sees the parameters it assumes and the values keep the scale the quantizer chose.
 """
@@ -20,6 +21,8 @@ def run(graph: TflGraph, options=None) -> None:
             _fixed_output(graph, op)
         elif op.code in qz.SAME_SCALE:
             _same_scale(graph, op)
+        elif op.code in ("ADD", "SUB"):
+            _exact_constant_operand(graph, op)
 
 
 def _int8(graph: TflGraph, name) -> bool:
@@ -91,4 +94,26 @@ def _requantize_inputs(graph: TflGraph, op: TflOp, indices) -> None:
         else:
             graph.tensors[renamed] = TflTensor(renamed, list(src.shape), src.dtype, quant=dict(want))
             graph.ops.insert(graph.ops.index(op), TflOp("QUANTIZE", [name], [renamed], origin=f"{op.origin}/requantize"))
+        op.inputs[i] = renamed
+
+
+def _exact_constant_operand(graph: TflGraph, op: TflOp) -> None:
+    """LiteRT's int8 ADD/SUB rescales its operands by 2·max(input scale) / (2^20·output scale), which must stay below
+    1 or the kernel aborts: a fresh model's zero bias, quantized at scale 1, beside a matrix product of scale 1e-7
+    breaks it (MobileViT). A constant operand is moved to the output's parameters when they hold its values exactly
+    — real zeros always — so the sum is unchanged and the multiplier is that of the other operand alone."""
+    out = op.outputs[0]
+    if not _int8(graph, out) or not qz.per_tensor(graph.tensors[out].quant):
+        return
+    want = graph.tensors[out].quant
+    for i, name in enumerate(op.inputs[:2]):
+        c = graph.tensors.get(name) if name else None
+        if c is None or c.data is None or not _int8(graph, name) or qz.same(c.quant, want):
+            continue
+        real = qz.dequantize(c.data, c.quant)
+        moved = qz.quantize(real, want)
+        if not np.array_equal(qz.dequantize(moved, want), real):
+            continue
+        renamed = _fresh(graph, f"{name}/at_output_scale")
+        graph.tensors[renamed] = TflTensor(renamed, list(c.shape), c.dtype, moved, dict(want))
         op.inputs[i] = renamed

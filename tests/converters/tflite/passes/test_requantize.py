@@ -67,3 +67,26 @@ def test_concatenation_inputs_at_another_scale_are_requantized_to_the_output_sca
 def test_concatenation_inputs_that_share_the_output_scale_are_left_alone():
     ops = compiled_int8(qdq(CONCAT, "float[2,8] x, float[2,8] z", sz=0.03, zz=0, so=0.03, zo=0))
     assert [code for code, _ in ops] == ["QUANTIZE", "QUANTIZE", "CONCATENATION", "DEQUANTIZE"]
+
+
+# a fresh model's zero bias quantized at scale 1, added to a product of scale 1e-7 (MobileViT, random weights): as
+# quantized, LiteRT's int8 ADD multiplier 2·1/(2^20·1e-7) ≈ 19 > 1 and the kernel aborts
+ZERO_BIAS = " qb = QuantizeLinear(b, sb, zb)\n db = DequantizeLinear(qb, sb, zb)\n t = Add(dx, db)"
+
+
+def zero_bias_model(bias: float):
+    scales = {k: np.array(v, np.float32) for k, v in (("sx", 1e-7), ("so", 1e-7), ("sb", 1.0))}
+    points = {k: np.array(0, np.int8) for k in ("zx", "zo", "zb")}
+    return as_model(model_text(Q_X + ZERO_BIAS + Q_OUT, "float[2,8] x", "float y", b=np.full(8, bias, np.float32),
+                               **scales, **points))
+
+
+def test_a_constant_addend_moves_to_the_output_scale_when_that_holds_it_exactly():
+    ops = compiled_int8(zero_bias_model(0.0))
+    assert ops == [("QUANTIZE", pytest.approx(1e-7)), ("ADD", pytest.approx(1e-7)), ("DEQUANTIZE", None)]
+
+
+def test_a_constant_addend_that_the_output_scale_cannot_hold_is_left_alone():
+    from edgekit.errors import UnsupportedModelError
+    with pytest.raises(UnsupportedModelError, match="cannot rescale in LiteRT"):  # refused by kernel_check, not run
+        compile_onnx(zero_bias_model(3.0))
