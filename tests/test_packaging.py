@@ -18,3 +18,13 @@ def test_every_package_folder_is_listed_in_pyproject():
             found.add(".".join([package, *parts]))
     assert found == set(config["packages"]), (f"missing from pyproject.toml: {sorted(found - set(config['packages']))}; "
                                               f"listed but not a package: {sorted(set(config['packages']) - found)}")
+
+
+def test_test_modules_have_unique_names():
+    """The tests folders have no __init__.py, so pytest imports each test module by its bare name: two test_x.py in
+    different folders collide and the whole run stops at collection ("import file mismatch")."""
+    names: dict[str, list[str]] = {}
+    for path in (ROOT / "tests").rglob("*.py"):
+        if path.name != "conftest.py":
+            names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert not {n: p for n, p in names.items() if len(p) > 1}, {n: p for n, p in names.items() if len(p) > 1}
