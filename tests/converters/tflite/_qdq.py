@@ -1,5 +1,6 @@
 """QDQ test models: ONNX Runtime's static quantizer on small float graphs, or Q/DQ written around every
-activation for ops ONNX Runtime does not quantize; and the INT8 comparison in quantization steps."""
+activation for ops ONNX Runtime does not quantize; and the INT8 comparison in quantization steps (the differential
+helper's run, judged by convert's gate, measured in the QDQ model's output steps)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from _differential import as_model, seeded_inputs
+from _differential import as_model, differential, seeded_inputs
 
 
 def calibration(model: onnx.ModelProto, n: int = 16, seed: int = 0) -> list:
@@ -105,27 +106,10 @@ def output_scales(qdq: onnx.ModelProto) -> dict:
     return scales
 
 
-def run_both(qdq: onnx.ModelProto, compiled, feeds: dict) -> tuple[dict, dict]:
-    """ONNX Runtime on the QDQ model and LiteRT on the compiled one, same float inputs (ONNX layout)."""
-    import onnxruntime as ort
-    from ai_edge_litert.interpreter import Interpreter
-    from edgekit.convert import from_layout, to_layout
-
-    sess = ort.InferenceSession(qdq.SerializeToString(), providers=["CPUExecutionProvider"])
-    expected = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
-    interp = Interpreter(model_content=compiled.to_bytes(), num_threads=1)
-    interp.allocate_tensors()
-    details = {d["name"]: d for d in interp.get_input_details()}
-    for name, arr in feeds.items():
-        interp.set_tensor(details[name]["index"], to_layout(arr, compiled.io_layouts.get(name)))
-    interp.invoke()
-    got = {d["name"]: from_layout(interp.get_tensor(d["index"]), compiled.io_layouts.get(d["name"]))
-           for d in interp.get_output_details()}
-    return expected, got
-
-
 def steps_off(qdq: onnx.ModelProto, compiled, seed: int = 100) -> dict:
-    """Output name → max |ORT QDQ − LiteRT INT8| in quantization steps of that output, on a seeded input."""
-    expected, got = run_both(qdq, compiled, seeded_inputs(qdq, seed))
+    """Output name → max |ORT QDQ − LiteRT INT8| in quantization steps of that output (its DequantizeLinear scale in
+    the QDQ model), on a seeded input; asserts first that every output passes convert's int8 gate (differential)."""
+    result = differential(qdq, compiled=compiled, seed=seed)
+    assert not result.failures(), "; ".join(result.failures())
     scales = output_scales(qdq)
-    return {k: float(np.abs(expected[k] - got[k]).max()) / scales[k] for k in expected}
+    return {d.name: d.max_abs / scales[d.name] for d in result.diffs}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _differential import as_model, model_text
+from _differential import as_model, differential, model_text
 from _qdq import ort_qdq, steps_off, wrap_qdq
 from edgekit.converters.tflite import compile_onnx
 
@@ -149,8 +149,7 @@ def test_asymmetric_uint8_weights_are_requantized_and_reported(tmp_path):
     """Requantized weights differ from ONNX Runtime's, so the oracle is the float model: the INT8 model must be
     about as close to it as ONNX Runtime's QDQ model is."""
     import onnxruntime as ort
-    from _differential import seeded_inputs
-    from _qdq import run_both
+    from _differential import run_both, seeded_inputs
     qdq = _conv_qdq(tmp_path, per_channel=False, weight="uint8")
     compiled = compile_onnx(qdq)
     notes = compiled.quantization["notes"]
@@ -186,18 +185,9 @@ def test_int8_io_takes_and_returns_integers_with_their_scales(tmp_path):
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
     assert inp["quantization"] == pytest.approx((io["x"]["scale"], io["x"]["zero_point"]))
-    float_model = compile_onnx(qdq)
-    x = np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32)
-    xq = np.clip(np.round(x / io["x"]["scale"]) + io["x"]["zero_point"], -128, 127).astype(np.int8)
-    interp.set_tensor(inp["index"], xq)
-    interp.invoke()
-    yq = interp.get_tensor(out["index"])
-    y = (yq.astype(np.float32) - io["y"]["zero_point"]) * io["y"]["scale"]
-    ref = Interpreter(model_content=float_model.to_bytes())
-    ref.allocate_tensors()
-    ref.set_tensor(ref.get_input_details()[0]["index"], x)
-    ref.invoke()
-    np.testing.assert_allclose(y, ref.get_tensor(ref.get_output_details()[0]["index"]), atol=1e-6)
+    int8_io, float_io = (differential(qdq, compiled=c, seed=3) for c in (compiled, compile_onnx(qdq)))
+    assert not int8_io.failures(), int8_io.failures()
+    np.testing.assert_allclose(int8_io.outputs["y"], float_io.outputs["y"], atol=1e-6)
 
 
 def test_layers_kept_float_are_reported_as_islands(tmp_path):
