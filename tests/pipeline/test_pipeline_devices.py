@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared sshd_device helper
 import sshd_device  # noqa: E402
 from sshd_device import sshd  # noqa: E402,F401 - the shared real-sshd fixture
 

@@ -15,11 +15,11 @@ from edgekit.errors import UsageError
 from edgekit.pipeline import pipeline
 from edgekit.pipeline.config import VARIANTS, load_config
 
-HERE = Path(__file__).parent
+DIGITS = Path(__file__).resolve().parents[1] / "quantize" / "digits_models.py"  # plain helpers, no fixtures
 
 
 def _digits_helpers():
-    spec = importlib.util.spec_from_file_location("digits_helpers", HERE / "quantize" / "conftest.py")
+    spec = importlib.util.spec_from_file_location("digits_helpers", DIGITS)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
