@@ -7,24 +7,33 @@ evaluator; `Shape`/`Size` of a statically shaped value become constants too.
 A Shape reading a run-time dim stays: lowerings/shape.py computes it in the model (SHAPE), and the arithmetic on it
 (Gather, Concat, Mul, ...) stays too, since its inputs are not all constant.
 
+After passes.qdq a quantized value is int8 with a scale and zero point standing for real numbers: a node reading
+such constants folds on the real values and quantizes its result to its output's parameters, as ONNX Runtime runs
+DequantizeLinear → op → QuantizeLinear (a weight-normalised convolution's weight, computed from quantized constants).
+
 A node left in place whose output shape is still unknown is shape-inferred again with its now-constant
 inputs (a Reshape whose target came from Shape/Gather/Concat arithmetic gets a static shape).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from edgekit.converters.tflite import quantization as qz
 from edgekit.converters.tflite.importer import STRIPPED_ELEMENTS
 from edgekit.converters.tflite.ir import DYNAMIC, Graph, Node
 
+QUANTIZATION_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}  # read integers as integers
 NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 MAX_FOLDED_ELEMENTS = 1 << 26  # don't materialise absurdly large constants (e.g. an Expand to a huge size)
 
 
-def run(graph: Graph, options=None) -> None:
+def run(graph: Graph, options=None, keep: frozenset = frozenset()) -> None:
+    """Fold every foldable node but those whose op type is in `keep` (passes.constant_weights keeps Q/DQ patterns)."""
     folded = []
     for node in graph.nodes:
-        results = _fold(node, graph)
+        results = None if node.op_type in keep else _fold(node, graph)
         if results is None:
             _refine_shapes(node, graph)
             continue
@@ -33,6 +42,8 @@ def run(graph: Graph, options=None) -> None:
                 value = graph.values[name]
                 if value.quant is not None and value.dtype == np.int8 and arr.dtype == np.uint8:
                     arr = (arr.astype(np.int16) - 128).astype(np.int8)  # passes.qdq typed it int8, zero point -128
+                elif value.quant is not None and np.dtype(value.dtype).kind in "iu" and arr.dtype.kind == "f":
+                    arr = qz.quantize(arr, value.quant, value.dtype)  # folded on real values (_real)
                 value.const, value.dtype, value.shape = arr, arr.dtype, tuple(arr.shape)
         folded.append(node)
     graph.remove_nodes(folded)
@@ -52,7 +63,17 @@ def _fold(node: Node, graph: Graph):
         return None
     if any(v is not None and v.const.size > MAX_FOLDED_ELEMENTS for v in inputs):
         return None
+    if node.op_type not in QUANTIZATION_OPS:
+        inputs = [_real(v) for v in inputs]
     return _evaluate(node, inputs, graph.opset)
+
+
+def _real(value):
+    """A quantized integer constant as the real numbers it stands for; any other value as it is."""
+    if value is None or value.quant is None or value.const.dtype.kind not in "iu":
+        return value
+    return dataclasses.replace(value, const=qz.dequantize(value.const, value.quant), dtype=np.dtype(np.float32),
+                               quant=None)
 
 
 def _refine_shapes(node: Node, graph: Graph) -> None:
