@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.convert import validate_tflite
+from _differential import assert_converts
 from edgekit.converters.tflite import compile_onnx
 
 CASES = [("mlp", ()), ("lenet", ()), ("resnet", ("1x3x64x64",)), ("mobilenet", ("1x3x64x64",)), ("autoencoder", ()),
@@ -22,8 +22,7 @@ def inner_transposes(compiled) -> list:
 def test_zoo_model_converts(zoo_onnx, name, shapes, nhwc_io):
     path = zoo_onnx(name, *shapes)
     compiled = compile_onnx(path, nhwc_io=nhwc_io)
-    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes, compiled.io_layouts):
-        assert d.within(0.0, 1e-4), f"{name}/{d.name}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
+    assert_converts(path, compiled=compiled, atol=0.0, rtol=1e-4)
     if name in CNNS:
         assert inner_transposes(compiled) == []
         if nhwc_io:
@@ -34,5 +33,4 @@ def test_dynamic_batch_kept_as_signature(zoo_onnx):
     path = zoo_onnx("lenet", dynamic_batch=True)
     compiled = compile_onnx(path)
     assert compiled.input_shapes["image"][0] == -1
-    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes, compiled.io_layouts):  # runs at batch 2
-        assert d.within(0.0, 1e-4)
+    assert_converts(path, compiled=compiled, atol=0.0, rtol=1e-4)

@@ -7,7 +7,6 @@ import onnx
 import pytest
 
 from _differential import assert_converts
-from edgekit.convert import validate_tflite
 from edgekit.converters.tflite import compile_onnx
 from test_ops import Row, f32
 
@@ -85,8 +84,7 @@ def test_batch_first_layout(op, gates, extra):
 def test_zoo_recurrent_models(zoo_onnx, name, steps):
     path = zoo_onnx(name, f"1x{steps}x8")
     compiled = compile_onnx(path)
-    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
-        assert d.within(0.0, 1e-4), f"{name}@{steps}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
+    assert_converts(path, compiled=compiled, atol=0.0, rtol=1e-4)
 
 
 # ------------------------------------------------------------------ torch modules, both exporters
@@ -131,8 +129,7 @@ def test_torch_recurrent_stacks(tmp_path, monkeypatch, exporter, cell, layers, b
     export(f"{factory}:make", path, input_shapes=[f"x={x_shape}", f"h0={layers * dirs}x2x5"], exporter=exporter)
     ops = {n.op_type for n in onnx.load(path).graph.node}
     compiled = compile_onnx(path)
-    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
-        assert d.within(0.0, 1e-4), f"{d.name}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g} (ONNX ops {sorted(ops)})"
+    assert_converts(path, compiled=compiled, atol=0.0, rtol=1e-4)
 
 
 # ------------------------------------------------------------------ why the LiteRT sequence builtins are not used

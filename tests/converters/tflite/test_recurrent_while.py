@@ -168,13 +168,11 @@ def test_wide_recurrences_loop_sooner():
 # ------------------------------------------------------------------ zoo models (torch-exported) past the threshold
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_zoo_recurrent_models_in_the_loop(zoo_onnx, name):
-    from edgekit.convert import validate_tflite
     steps = 3 * LOOP_CHUNK_STEPS + 5  # several chunks and a short last one
     path = zoo_onnx(name, f"1x{steps}x8")
     compiled = compile_onnx(path)
     assert "WHILE" in compiled.op_histogram
-    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
-        assert d.within(0.0, 1e-4), f"{name}@{steps}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
+    assert_converts(path, compiled=compiled, atol=0.0, rtol=1e-4)
 
 
 # ------------------------------------------------------------------ precision passes reach the loop bodies' weights
@@ -182,7 +180,6 @@ def test_zoo_recurrent_models_in_the_loop(zoo_onnx, name):
 def test_weight_precision_reaches_the_loop_body(zoo_onnx, precision, stored):
     """FP16 / dynamic-range store the recurrent weights R in the WHILE bodies as they do in the main graph (they
     stayed float32 there: the file kept full-size copies) and the model still matches ONNX Runtime."""
-    from edgekit.convert import validate_tflite
     steps = 3 * LOOP_CHUNK_STEPS + 5
     path = zoo_onnx("lstm", f"1x{steps}x8")
     plain, compiled = compile_onnx(path), compile_onnx(path, precision=precision)
@@ -195,5 +192,4 @@ def test_weight_precision_reaches_the_loop_body(zoo_onnx, precision, stored):
     assert all(not big_float32(sub) for sub in bodies), [big_float32(sub) for sub in bodies]
     assert any(t.data is not None and t.dtype == stored for sub in bodies for t in sub.tensors.values())
     assert len(compiled.to_bytes()) < 0.75 * len(plain.to_bytes())
-    for d in validate_tflite(path, compiled.to_bytes(), compiled.input_shapes):
-        assert d.within(0.0, 2e-2), f"{precision}: max_abs {d.max_abs:.3g} at scale {d.scale:.3g}"
+    assert_converts(path, compiled=compiled, atol=0.0, rtol=2e-2)
