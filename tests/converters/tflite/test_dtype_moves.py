@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from ai_edge_litert.interpreter import Interpreter
 from onnx import TensorProto, helper, numpy_helper
 
+from _differential import assert_converts
 from edgekit.converters.tflite import compile_onnx
 from edgekit.errors import UnsupportedModelError
 
@@ -54,21 +53,12 @@ def test_moves_on_integer_and_bool_data_match_or_are_refused(name, dtype):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 5, [2, 3, 4]).astype(dtype) if dtype != "bool" else rng.random([2, 3, 4]) < 0.5
     feeds = {"x": x, "x2": x[::-1].copy()} if name == "Where" else {"x": x}
-    expected = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
     try:
         compiled = compile_onnx(model)
     except UnsupportedModelError as exc:
         assert "in LiteRT" in str(exc), exc  # the kernel check names the builtin's dtypes
         return
-    interp = Interpreter(model_content=compiled.to_bytes())
-    interp.allocate_tensors()
-    details = {d["name"]: d for d in interp.get_input_details()}
-    for key, value in feeds.items():
-        interp.set_tensor(details[key]["index"], value.astype(details[key]["dtype"]))
-    interp.invoke()
-    got = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
-    for want, have in zip(expected, got):
-        np.testing.assert_array_equal(have.astype(np.int64), want.astype(np.int64))
+    assert_converts(model, feeds, compiled=compiled, atol=0, rtol=0)  # integers and bools: exact
 
 
 def test_int64_constants_chosen_at_run_time_follow_their_int32_result():
@@ -83,9 +73,4 @@ def test_int64_constants_chosen_at_run_time_follow_their_int32_result():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [a, b]),
         opset_imports=[helper.make_opsetid("", 17)]))
     m = np.asarray([True, False, True, False])
-    expected = ort.InferenceSession(model.SerializeToString()).run(None, {"m": m})[0]
-    interp = Interpreter(model_content=compile_onnx(model).to_bytes())
-    interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], m)
-    interp.invoke()
-    np.testing.assert_array_equal(interp.get_tensor(interp.get_output_details()[0]["index"]), expected)
+    assert_converts(model, {"m": m}, atol=0, rtol=0)

@@ -99,22 +99,6 @@ def _metadata(path: Path) -> dict:
     return read_edgekit_metadata(path.read_bytes())
 
 
-def _run_both(model, feeds: dict) -> None:
-    """compile once, then LiteRT resized to each feed's shapes vs ORT."""
-    from ai_edge_litert.interpreter import Interpreter
-    data = compile_onnx(model).to_bytes()
-    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    interp = Interpreter(model_content=data, num_threads=1)
-    for name, arr in feeds.items():
-        interp.resize_tensor_input(interp.get_input_details()[0]["index"], arr.shape)
-    interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], next(iter(feeds.values())))
-    interp.invoke()
-    got = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
-    for g, want in zip(got, ref.run(None, feeds)):
-        assert g.shape == want.shape and np.array_equal(g, want), (g, want)
-
-
 @pytest.mark.parametrize("body, out_rank", [
     ("y = Slice(x, starts, ends, axes)", 2),  # 1:-1 of a run-time length (negative end counts from the end)
     ("n = Shape <start = 1, end = 2> (x)\ny = Slice(x, starts, n, axes)", 2),  # a run-time end
@@ -131,7 +115,7 @@ def test_shape_arithmetic_at_run_time(body, out_rank, length):
                                 ends=np.array([-1]), axes=np.array([1]), first=np.array(0),
                                 one=np.array([1]), zero=np.array([0]), start=np.array(0), step=np.array(1)))
     x = np.arange(2 * length, dtype=np.float32).reshape(2, length)
-    _run_both(model, {"x": x})
+    assert_converts(model, {"x": x}, atol=0, rtol=0)  # LiteRT resized to the input, exact
 
 
 def test_an_op_that_cannot_be_dynamic_is_refused_naming_it_and_the_fix():
@@ -157,22 +141,12 @@ def test_a_resize_that_is_exact_only_at_some_sizes_is_refused():
 def test_conv_padding_is_exact_at_every_run_time_size(attrs):
     """SAME only where TFLite's split equals the ONNX pads at every size (stride 1, k - 1 split evenly); else
     an explicit PAD and VALID, whose output size floor((n + pads - k) / s) + 1 is ONNX's at odd sizes too."""
-    from ai_edge_litert.interpreter import Interpreter
     w = np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32)
     model = as_model(model_text(f"y = Conv <{attrs}> (x, w)", "float[1,2,H,W] x", "float y", opset=13, w=w))
-    data = compile_onnx(model, nhwc_io=False).to_bytes()
-    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    interp = Interpreter(model_content=data, num_threads=1)
-    index = interp.get_input_details()[0]["index"]
-    for h, w_ in ((7, 8), (9, 5), (12, 12)):
-        x = np.random.default_rng(h).standard_normal((1, 2, h, w_)).astype(np.float32)
-        interp.resize_tensor_input(index, x.shape)
-        interp.allocate_tensors()
-        interp.set_tensor(index, x)
-        interp.invoke()
-        got = interp.get_tensor(interp.get_output_details()[0]["index"])
-        want = ref.run(None, {"x": x})[0]
-        assert got.shape == want.shape and np.allclose(got, want, atol=1e-5, rtol=1e-4), (h, w_, got.shape)
+    compiled = compile_onnx(model, nhwc_io=False)
+    for h, w_ in ((7, 8), (9, 5), (12, 12)):  # one model, LiteRT resized to each size
+        assert_converts(model, {"x": np.random.default_rng(h).standard_normal((1, 2, h, w_)).astype(np.float32)},
+                        compiled=compiled)
 
 
 def test_softmax_flattened_at_sizes_is_refused_before_opset_13():
