@@ -5,6 +5,7 @@ to TFLite's hybrid kernels (float activations quantized on the fly, int8 weights
     y = Mul(Cast(MatMulInteger(xq, w_q, xz, w_z), to=float), Mul(xs, w_s))   -> y = MatMul(x, w_q{w_s, w_z})
     (ConvInteger likewise                                                     -> y = Conv(x, w_q{w_s, w_z}, attrs))
 
+    MatMulInteger(Transpose(xq), ...)        -> MatMul(Transpose(x), w_q{...})   (movement done in float)
     DequantizeLinear(Gather(table_q, ids))          -> Gather(table, ids)     (the table dequantized at compile time)
     DynamicQuantizeLSTM(x, W_q, R_q, ...) [com.microsoft] -> LSTM(x, W, R, ...)   (float weights, which the
                                                             dynamic_range pass quantizes again per channel)
@@ -20,6 +21,8 @@ from edgekit.converters.tflite.ir import Graph, Node, Value
 
 INTEGER_OPS = {"MatMulInteger": "MatMul", "ConvInteger": "Conv"}
 CONTRIB = {"DynamicQuantizeLSTM"}
+#: data movement that may sit between DynamicQuantizeLinear and the integer op (see _match)
+MOVES = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 
 
 def run(graph: Graph, options=None) -> None:
@@ -63,8 +66,16 @@ def _const(graph: Graph, name: str):
 
 
 def _match(graph: Graph, node: Node, producers: dict, consumers: dict):
-    """(float input, weight parameters, Cast, final Mul, scale Mul) of one integer op's pattern, or None."""
-    dql = producers.get(node.inputs[0])
+    """(float input, weight parameters, Cast, final Mul, scale Mul) of one integer op's pattern, or None.
+
+    Data movement between DynamicQuantizeLinear and the integer op (SegFormer transposes the quantized tensor) moves
+    to the float side: it commutes with per-tensor quantization, and the hybrid kernel quantizes what it reads."""
+    moves, source = [], node.inputs[0]
+    while (producers.get(source) is not None and producers[source].op_type in MOVES
+           and len(consumers.get(source, [])) == 1 and source not in graph.outputs):
+        moves.append(producers[source])
+        source = producers[source].inputs[0]
+    dql = producers.get(source)
     if dql is None or dql.op_type != "DynamicQuantizeLinear":
         return None
     if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2] != dql.outputs[2]:
@@ -89,6 +100,11 @@ def _match(graph: Graph, node: Node, producers: dict, consumers: dict):
     if w_scale is None:
         return None
     axis = 0 if node.op_type == "ConvInteger" else weight.ndim - 1
+    if moves:
+        moves[-1].inputs[0] = dql.inputs[0]
+        for move in moves:
+            graph.values[move.outputs[0]].dtype = np.dtype(np.float32)
+        return node.inputs[0], qz.params(w_scale, w_zp, axis), cast, mul, scale_mul
     return dql.inputs[0], qz.params(w_scale, w_zp, axis), cast, mul, scale_mul
 
 

@@ -34,3 +34,32 @@ def test_an_int8_embedding_table_is_dequantized_at_compile_time():
     assert g.tensors[g.ops[1].inputs[0]].dtype == np.float32
     assert compiled.quantization["notes"] == [
         "Gather_0 (Gather): the int8 embedding table is dequantized at compile time (float32)", DENSE_NOTE]
+
+
+def test_data_movement_between_the_dynamic_quantization_and_the_integer_op_moves_to_the_float_side(tmp_path):
+    """onnxruntime's quantize_dynamic quantizes a Transpose too (SegFormer): the uint8 tensor is transposed and then
+    read by MatMulInteger; the transpose now runs on the float input and the MatMul is one hybrid op."""
+    import contextlib
+    import io
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from _pass_case import as_model
+    # x is quantized once for the first MatMul; the Transpose then reads the quantized tensor
+    text = model_text("a = MatMul(x, w1)\n t = Transpose <perm=[0,2,1]> (x)\n b = MatMul(t, w2)", "float[1,16,8] x",
+                      "float a, float b", w1=R.standard_normal((8, 32)).astype(np.float32),
+                      w2=R.standard_normal((16, 32)).astype(np.float32))
+    src, dst = tmp_path / "float.onnx", tmp_path / "dynamic.onnx"
+    onnx.save(as_model(text), str(src))
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    model = onnx.load(str(dst))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    transpose = next(n for n in model.graph.node if n.op_type == "Transpose")
+    assert producer[transpose.input[0]].op_type == "DynamicQuantizeLinear"  # the pattern this test is about
+    compiled = assert_converts(model, atol=5e-2, rtol=5e-2)
+    g = compiled.graph
+    dense = [op for op in g.ops if op.code in ("FULLY_CONNECTED", "BATCH_MATMUL")]
+    assert len(dense) == 2 and all(g.tensors[op.inputs[0]].dtype == np.float32 for op in dense)
+    assert not {"QUANTIZE", "DEQUANTIZE", "CAST"} & set(compiled.op_histogram), compiled.op_histogram
