@@ -1,7 +1,6 @@
 """The pipeline end to end: LeNet trained on digits, every variant ok or explained, cache, report, rendering."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,14 +14,8 @@ from edgekit.errors import UsageError
 from edgekit.pipeline import pipeline
 from edgekit.pipeline.config import VARIANTS, load_config
 
-DIGITS = Path(__file__).resolve().parents[1] / "quantize" / "digits_models.py"  # plain helpers, no fixtures
-
-
-def _digits_helpers():
-    spec = importlib.util.spec_from_file_location("digits_helpers", DIGITS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quantize"))  # tests/quantize: the digits helpers
+import digits_models  # noqa: E402 - plain functions, no fixtures
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +23,7 @@ def digits_project(tmp_path_factory):
     """A trained LeNet (safetensors), calibration and labelled held-out eval sets, and a pipeline config."""
     import torch
     from safetensors.torch import save_file
-    helpers = _digits_helpers()
+    helpers = digits_models
     root = tmp_path_factory.mktemp("digits_project")
     model, x, y = helpers.train_lenet_digits()
     held = helpers.HELD_OUT

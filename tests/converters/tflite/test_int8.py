@@ -2,7 +2,7 @@
 quantization steps of the output), the QDQ folding contracts, and the digits LeNet end to end."""
 from __future__ import annotations
 
-import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,20 +206,13 @@ def test_layers_kept_float_are_reported_as_islands(tmp_path):
 
 # -- the digits LeNet: edgekit quantize, then compile
 
-def _quantize_helpers():
-    path = Path(__file__).resolve().parents[2] / "quantize" / "digits_models.py"
-    spec = importlib.util.spec_from_file_location("_edgekit_quantize_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def lenet_qdq(tmp_path_factory):
     import torch
     from edgekit.quantize import Calibration, SpeedPolicy, quantize
     torch.set_num_threads(1)
-    helpers = _quantize_helpers()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "quantize"))  # tests/quantize
+    import digits_models as helpers
     root = tmp_path_factory.mktemp("lenet_int8")
     module, x, y = helpers.train_lenet_digits()
     float_path = helpers.export_onnx(module, x[:1], root / "lenet.onnx")
