@@ -48,17 +48,23 @@ def seeded_inputs(model: onnx.ModelProto, seed: int = 0, shapes: dict | None = N
     return feeds
 
 
-def run_both(model: onnx.ModelProto, compiled, feeds: dict) -> tuple[dict, dict]:
-    """ONNX Runtime on `model` and LiteRT on `compiled`, same inputs (ONNX layout in, ONNX layout out); LiteRT's
-    inputs are resized to the feeds' shapes, and int8 I/O (int8_io) is quantized/dequantized with its parameters."""
+def run_both(model: onnx.ModelProto, compiled, feeds: dict, evaluator: str = "onnxruntime") -> tuple[dict, dict]:
+    """ONNX Runtime (or onnx.reference, for ops ONNX Runtime has no kernel for) on `model` and LiteRT on `compiled`,
+    same inputs (ONNX layout in, ONNX layout out); LiteRT's inputs are resized to the feeds' shapes, and int8 I/O
+    (int8_io) is quantized/dequantized with its parameters."""
     from ai_edge_litert.interpreter import Interpreter
-    import onnxruntime as ort
 
     from edgekit.tensors import dequantize_int8, quantize_int8
 
     io_quant = compiled.quantization.get("io") or {}
-    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    expected = dict(zip([o.name for o in ref.get_outputs()], ref.run(None, feeds)))
+    names = [o.name for o in model.graph.output]
+    if evaluator == "onnx.reference":
+        from onnx.reference import ReferenceEvaluator
+        expected = dict(zip(names, ReferenceEvaluator(model).run(None, feeds)))
+    else:
+        import onnxruntime as ort
+        expected = dict(zip(names, ort.InferenceSession(model.SerializeToString(),
+                                                        providers=["CPUExecutionProvider"]).run(None, feeds)))
     interp = Interpreter(model_content=compiled.to_bytes(), num_threads=1)
     details = {d["name"]: d for d in interp.get_input_details()}
     values = {name: to_layout(quantize_int8(arr, io_quant.get(name)), compiled.io_layouts.get(name))
@@ -89,6 +95,7 @@ class Differential:
     rtol: float
     steps: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)  # output → LiteRT's values on the last sample (ONNX layout)
+    expected: dict = field(default_factory=dict)  # output → the reference's values on the last sample
 
     def passed(self, name: str) -> bool:
         from edgekit.convert import _output_passed
@@ -110,9 +117,13 @@ class Differential:
 
 
 def differential(onnx_text_or_model, inputs: dict | None = None, *, precision: str = "auto", input_shapes=None,
-                 nhwc_io: bool = False, seed: int = 0, samples: int = 1, compiled=None, **compile_options) -> Differential:
+                 nhwc_io: bool = False, seed: int = 0, samples: int = 1, compiled=None, reference=None,
+                 evaluator: str = "onnxruntime", **compile_options) -> Differential:
     """Compile (unless `compiled` is given), run ONNX Runtime and LiteRT on `inputs` or on `samples` seeded input
-    sets (seed, seed+1, ...), and judge each output with convert's gate for the compiled mode; nothing asserted."""
+    sets (seed, seed+1, ...), and judge each output with convert's gate for the compiled mode; nothing asserted.
+
+    reference: an equivalent ONNX model (text or proto) the reference runs instead, for a form ONNX Runtime cannot
+    run (a batch-first bidirectional LSTM); evaluator "onnx.reference" for ops ONNX Runtime has no kernel for."""
     from edgekit.convert import INT8_STEPS, TOLERANCES, output_steps
     from edgekit.metrics import diff, merge
 
@@ -125,16 +136,16 @@ def differential(onnx_text_or_model, inputs: dict | None = None, *, precision: s
     feed_sets = [inputs] if inputs is not None else [seeded_inputs(model, seed + i, shapes) for i in range(samples)]
     runs = []
     for feeds in feed_sets:
-        expected, got = run_both(model, compiled, feeds)
+        expected, got = run_both(model if reference is None else as_model(reference), compiled, feeds, evaluator)
         for name, ref_value in expected.items():
             assert got[name].shape == ref_value.shape, f"{name}: shape {got[name].shape} != {ref_value.shape}"
-        runs.append(([diff(name, ref_value, got[name]) for name, ref_value in expected.items()], got))
+        runs.append(([diff(name, ref_value, got[name]) for name, ref_value in expected.items()], got, expected))
     diffs = [merge([r[0][k] for r in runs]) for k in range(len(runs[0][0]))]
     mode = compiled.quantization.get("mode", "float32")
     default_atol, rtol = TOLERANCES[mode]
     steps = output_steps(compiled) if mode == "int8" else {}
     limits = {d.name: default_atol if default_atol is not None else INT8_STEPS * steps.get(d.name, 0.0) for d in diffs}
-    return Differential(compiled, mode, diffs, limits, rtol, steps, runs[-1][1])
+    return Differential(compiled, mode, diffs, limits, rtol, steps, runs[-1][1], runs[-1][2])
 
 
 def assert_converts(onnx_text_or_model, inputs: dict | None = None, expect_ops=None, atol: float = 1e-5,

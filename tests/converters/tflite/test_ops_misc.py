@@ -141,11 +141,7 @@ def test_dynamic_quantize_linear_rounds_halves_to_even_like_onnx(x):
     """x / scale lands on halves (scale 1); an all-zero input takes the scale 1/255; an all-negative one zero point
     255."""
     text = model_text("y, s, z = DynamicQuantizeLinear(x)", "float[6] x", "uint8 y, float s, uint8 z", 11)
-    from onnx.reference import ReferenceEvaluator
-    feeds = {"x": np.asarray(x, np.float32)}
-    want = ReferenceEvaluator(as_model(text)).run(None, feeds)
-    for got, expected in zip(_run_litert(as_model(text), feeds), want):
-        np.testing.assert_array_equal(got, expected)
+    assert_converts(text, {"x": np.asarray(x, np.float32)}, evaluator="onnx.reference", atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("precision", [None, "dynamic"])
@@ -167,16 +163,5 @@ def test_large_integer_weights_stay_exact_under_dynamic_range_quantization(preci
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bm, "bm"),
          numpy_helper.from_array(np.uint8(3), "zx"), numpy_helper.from_array(np.uint8(200), "zw")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    from onnx.reference import ReferenceEvaluator
-    want = ReferenceEvaluator(model).run(None, {"x": x, "a": a})
     compiled = compile_onnx(model, precision=precision) if precision else compile_onnx(model)
-    from ai_edge_litert.interpreter import Interpreter
-    from _differential import from_layout
-    interp = Interpreter(model_content=compiled.to_bytes(), num_threads=1)
-    interp.allocate_tensors()
-    for d in interp.get_input_details():
-        interp.set_tensor(d["index"], {"x": x, "a": a}[d["name"]])
-    interp.invoke()
-    got = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
-    np.testing.assert_array_equal(from_layout(got["y"], compiled.io_layouts.get("y")), want[0])
-    np.testing.assert_array_equal(got["z"], want[1])
+    assert_converts(model, {"x": x, "a": a}, compiled=compiled, evaluator="onnx.reference", atol=0, rtol=0)

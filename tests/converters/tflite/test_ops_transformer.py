@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _differential import as_model, assert_converts, model_text, seeded_inputs
+from _differential import as_model, assert_converts, differential, model_text
 from test_ops import Row, f32
 from edgekit.converters.tflite import compile_onnx
 from edgekit.errors import UnsupportedModelError
@@ -73,23 +73,13 @@ def test_op(row):
 
 
 def assert_matches_reference(text: str, expect_ops, rtol=1e-5):
-    """The compiled model against onnx.reference on seeded inputs (for ops ONNX Runtime cannot run)."""
-    from ai_edge_litert.interpreter import Interpreter
-    from onnx.reference import ReferenceEvaluator
-
-    model = as_model(text)
-    feeds = seeded_inputs(model)
-    expected = ReferenceEvaluator(model).run(None, feeds)
-    compiled = compile_onnx(model)
-    interp = Interpreter(model_content=compiled.to_bytes())
-    interp.allocate_tensors()
-    for detail in interp.get_input_details():
-        interp.set_tensor(detail["index"], feeds[detail["name"]])
-    interp.invoke()
-    got = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
-    for want, have in zip(expected, got):
-        np.testing.assert_allclose(have, want, rtol=rtol, atol=1e-6)
-    assert compiled.op_histogram == expect_ops
+    """The compiled model against onnx.reference on seeded inputs (for ops ONNX Runtime cannot run): convert's gate,
+    and element by element within rtol."""
+    result = differential(text, evaluator="onnx.reference")
+    assert not result.failures(), result.failures()
+    for name, want in result.expected.items():
+        np.testing.assert_allclose(result.outputs[name], want, rtol=rtol, atol=1e-6, err_msg=name)
+    assert result.compiled.op_histogram == expect_ops
 
 
 def refused(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _differential import assert_converts
+from _differential import assert_converts, differential
 from edgekit.converters.tflite import compile_onnx
 from test_ops import Row, f32
 
@@ -54,9 +54,6 @@ def test_recurrent_op(row):
 @pytest.mark.parametrize("op,gates,extra", [("LSTM", 4, ""), ("GRU", 3, ", linear_before_reset=1"), ("RNN", 1, "")])
 def test_batch_first_layout(op, gates, extra):
     """layout=1 against ONNX Runtime on the same recurrence in layout 0 between transposes (ORT has no layout=1)."""
-    import onnxruntime as ort
-    from _differential import as_model
-    from edgekit.runtimes import load
     outs = "y, yh, yc" if op == "LSTM" else "y, yh"
     typed = ", ".join(f"float {o}" for o in outs.split(", "))
     init = f", float[{B},2,{H}] h0"
@@ -69,12 +66,10 @@ def test_batch_first_layout(op, gates, extra):
                     + "\n".join(f"{o} = Transpose <perm=[1,0,2]> ({o}_)" for o in outs.split(", ")[1:]),
                     SEQ_BF + init, None, w, outputs=typed).text()
     feeds = {"x": f32(B, S, I), "h0": f32(B, 2, H)}
-    ref = ort.InferenceSession(as_model(seq_first).SerializeToString(), providers=["CPUExecutionProvider"])
-    expected = dict(zip([o.name for o in ref.get_outputs()], ref.run(None, feeds)))
-    with load(compile_onnx(as_model(batch_first)).to_bytes(), runtime="litert") as lite:
-        got = lite.run(feeds)
-    for name, value in expected.items():
-        np.testing.assert_allclose(got[name], value, atol=1e-5, rtol=1e-4, err_msg=name)
+    result = differential(batch_first, feeds, reference=seq_first)
+    assert not result.failures(), result.failures()
+    for name, value in result.expected.items():  # and element by element
+        np.testing.assert_allclose(result.outputs[name], value, atol=1e-5, rtol=1e-4, err_msg=name)
 
 
 # ------------------------------------------------------------------ zoo models, two sequence lengths

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _differential import as_model, assert_converts
+from _differential import as_model, assert_converts, differential
 from edgekit.converters.tflite import compile_onnx
 from edgekit.converters.tflite.lowerings.recurrent import LOOP_CHUNK_STEPS, UNROLL_MAX_STEPS, UNROLL_MAX_WEIGHT_BYTES
 from test_ops import Row, f32
@@ -119,8 +119,6 @@ def test_constant_sequence_lens_out_of_range_are_refused(lens):
 @pytest.mark.parametrize("steps,with_lens", [(UNROLL_MAX_STEPS + 1, False), (6, True)])
 def test_batch_first_layout_in_the_loop(op, extra, steps, with_lens):
     """layout=1 against ONNX Runtime on the same recurrence in layout 0 between transposes (ORT has no layout=1)."""
-    import onnxruntime as ort
-    from edgekit.runtimes import load
     outs = OUTS[op].split(", ")
     lens = "lens" if with_lens else ""
     inputs = f"float[{B},{steps},{I}] x, float[{B},2,{H}] h0" + (f", int32[{B}] lens" if with_lens else "")
@@ -135,14 +133,12 @@ def test_batch_first_layout_in_the_loop(op, extra, steps, with_lens):
     feeds = {"x": f32(B, steps, I), "h0": f32(B, 2, H)}
     if with_lens:
         feeds["lens"] = np.asarray([steps, 3], np.int32)
-    ref = ort.InferenceSession(as_model(seq_first).SerializeToString(), providers=["CPUExecutionProvider"])
-    expected = dict(zip([o.name for o in ref.get_outputs()], ref.run(None, feeds)))
     compiled = compile_onnx(as_model(batch_first))
     assert "WHILE" in compiled.op_histogram
-    with load(compiled.to_bytes(), runtime="litert") as lite:
-        got = lite.run(feeds)
-    for name, value in expected.items():
-        np.testing.assert_allclose(got[name], value, atol=1e-5, rtol=1e-4, err_msg=name)
+    result = differential(batch_first, feeds, compiled=compiled, reference=seq_first)
+    assert not result.failures(), result.failures()
+    for name, value in result.expected.items():  # and element by element
+        np.testing.assert_allclose(result.outputs[name], value, atol=1e-5, rtol=1e-4, err_msg=name)
 
 
 def test_threshold_picks_the_form():
