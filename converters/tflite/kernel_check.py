@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.converters.tflite import quantization as qz
 from edgekit.converters.tflite.check import Problem
 from edgekit.converters.tflite.tfl import TflGraph, TflOp, options_table
 
@@ -180,10 +181,6 @@ def _scale(t) -> float | None:
     return None if not t.quant else float(t.quant["scale"][0])
 
 
-#: int8 ADD/SUB: LiteRT's left shift before rescaling (add.cc, sub.cc: `(1 << 20) * output->params.scale`, float32)
-ADD_LEFT_SHIFT = 20
-
-
 def _bad_scales(op: TflOp, tensors: list) -> str:
     if op.code not in QUANTIZED:
         return ""
@@ -202,15 +199,12 @@ def _add_multipliers(op: TflOp, inputs: list, out) -> str:
         return ""
     if not (inputs[0].quant and inputs[1].quant):
         return ""
-    with np.errstate(over="ignore"):
-        shifted = np.float32(1 << ADD_LEFT_SHIFT) * np.float32(_scale(out))
-    twice_max = 2.0 * max(_scale(inputs[0]), _scale(inputs[1]))
-    multiplier = twice_max / float(shifted) if np.isfinite(shifted) else 0.0
+    multiplier = qz.add_multiplier([_scale(inputs[0]), _scale(inputs[1])], _scale(out))
     if not 0.0 < multiplier < 1.0:
         return (f"cannot rescale in LiteRT: output scale {_scale(out):.3g} and input scales {_scale(inputs[0]):.3g}, "
-                f"{_scale(inputs[1]):.3g} give a multiplier 2·max(input scale)/(2^{ADD_LEFT_SHIFT}·output scale) = "
+                f"{_scale(inputs[1]):.3g} give a multiplier 2·max(input scale)/(2^{qz.ADD_LEFT_SHIFT}·output scale) = "
                 f"{multiplier:.3g}, outside (0, 1) in float32 (LiteRT aborts preparing the kernel)"
-                + ("; 2^20·output scale overflows float32" if not np.isfinite(shifted) else ""))
+                + ("; 2^20·output scale overflows float32" if multiplier == 0.0 else ""))
     return ""
 
 

@@ -29,6 +29,25 @@ def params(scale, zero_point, axis: int = 0) -> dict:
     return {"scale": [float(s) for s in scale], "zero_point": [int(z) for z in zero_point], "axis": int(axis)}
 
 
+#: int8 ADD/SUB: LiteRT's left shift before rescaling (add.cc, sub.cc: `(1 << 20) * output->params.scale`, float32)
+ADD_LEFT_SHIFT = 20
+
+
+def add_multiplier(input_scales, output_scale: float) -> float:
+    """The rescaling multiplier LiteRT's int8 ADD/SUB computes, 2·max(input scale) / (2^20·output scale) in float32;
+    the kernel aborts unless it lies in (0, 1). 0.0 when 2^20·output scale overflows float32."""
+    with np.errstate(over="ignore"):
+        shifted = np.float32(1 << ADD_LEFT_SHIFT) * np.float32(output_scale)
+    return 2.0 * max(input_scales) / float(shifted) if np.isfinite(shifted) and shifted > 0 else 0.0
+
+
+def moved_exactly(q: np.ndarray, quant: dict, target: dict) -> np.ndarray | None:
+    """Quantized values `q` (with `quant`) in `target`'s parameters if those hold the same real values, else None."""
+    real = dequantize(q, quant)
+    moved = quantize(real, target, q.dtype)
+    return moved if np.array_equal(dequantize(moved, target), real) else None
+
+
 def per_tensor(quant: dict | None) -> bool:
     return quant is not None and len(quant["scale"]) == 1
 

@@ -6,6 +6,9 @@ ops between them run on those int8 tensors.
     Q(DQ(a_q), s, z)                                 -> Q(a_q) (requantize); -> a_q when the parameters match
     x -> Q -> x_q (model input), DQ(y_q) -> y (model output), with int8_io -> x_q and y_q are the model's I/O
 
+    y = Add(DQ(a_q), DQ(b_q)); Q(y)  stays as it is when LiteRT's int8 ADD cannot rescale between those scales
+                                    (a float island, its reason in the conversion's islands)
+
 uint8 tensors become int8 with the zero point shifted by -128 (exact). What is left of Q/DQ lowers to
 QUANTIZE/DEQUANTIZE: at the float model inputs and outputs, and around float islands.
 """
@@ -124,6 +127,11 @@ def _fuse_one(graph: Graph, keep_float=frozenset()) -> bool:
             targets = _quantized_outputs(graph, node, consumers)
             if not sources or targets is None:
                 continue
+            if node.op_type in ("Add", "Sub") and not _int8_add_rescales(graph, node, sources, targets):
+                unrescalable = graph.quantization.setdefault("unrescalable", [])
+                if node.name not in unrescalable:
+                    unrescalable.append(node.name)
+                continue
             drop = {id(q) for name in node.outputs if name for q in consumers.get(name, [])}
             for i, source in sources.items():
                 node.inputs[i] = source
@@ -134,6 +142,24 @@ def _fuse_one(graph: Graph, keep_float=frozenset()) -> bool:
             graph.prune()
             return True
     return False
+
+
+def _int8_add_rescales(graph: Graph, node: Node, sources: dict, targets: dict) -> bool:
+    """Whether LiteRT's int8 ADD/SUB can rescale from these operands to the output (quantization.add_multiplier in
+    (0, 1)). When it cannot — an operand calibrated all-zero gets scale 1 beside a sum of scale 1e-38 (MobileViT with
+    random weights) — the op stays between its DequantizeLinear and QuantizeLinear, computed in float32 as ONNX
+    Runtime computes it, instead of refusing the model. A constant the output's parameters hold exactly does not
+    count: passes.requantize moves it there."""
+    out = graph.values[next(iter(targets.values()))[0]].quant
+    if not qz.per_tensor(out):
+        return True
+    scales = [graph.value(s).quant["scale"][0] for s in sources.values() if graph.value(s).quant]
+    for i, name in enumerate(node.inputs):
+        value = graph.value(name) if i not in sources else None
+        if value is not None and value.is_const and value.quant and qz.per_tensor(value.quant) and \
+                qz.moved_exactly(value.const, value.quant, out) is None:
+            scales.append(value.quant["scale"][0])
+    return not scales or 0.0 < qz.add_multiplier(scales, out["scale"][0]) < 1.0
 
 
 def _quantized_outputs(graph: Graph, node: Node, consumers: dict):

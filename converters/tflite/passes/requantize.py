@@ -110,9 +110,8 @@ def _exact_constant_operand(graph: TflGraph, op: TflOp) -> None:
         c = graph.tensors.get(name) if name else None
         if c is None or c.data is None or not _int8(graph, name) or qz.same(c.quant, want):
             continue
-        real = qz.dequantize(c.data, c.quant)
-        moved = qz.quantize(real, want)
-        if not np.array_equal(qz.dequantize(moved, want), real):
+        moved = qz.moved_exactly(c.data, c.quant, want)
+        if moved is None:
             continue
         renamed = _fresh(graph, f"{name}/at_output_scale")
         graph.tensors[renamed] = TflTensor(renamed, list(c.shape), c.dtype, moved, dict(want))

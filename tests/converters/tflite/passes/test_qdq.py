@@ -42,3 +42,25 @@ def test_int8_io_makes_the_quantized_tensors_the_models_inputs_and_outputs():
     assert [op.code for op in g.ops] == ["RELU"]
     assert [(g.tensors[n].dtype.name, g.tensors[n].quant["scale"]) for n in [*g.inputs, *g.outputs]] == \
         [("int8", [np.float32(0.03)]), ("int8", [np.float32(0.03)])]
+
+
+# operands at scales 1e-7 and 1 (one calibrated all-zero, as in a random-weight MobileViT): LiteRT's int8 ADD would
+# need a rescaling multiplier of ~19 and aborts; the Add stays between its DQ and Q, in float32, as ORT computes it
+UNRESCALABLE = ("qz = QuantizeLinear(z, sz, zz)\n dz = DequantizeLinear(qz, sz, zz)\n t = Add(dx, dz)")
+
+
+def test_an_add_the_int8_kernel_cannot_rescale_stays_a_float_island():
+    model = as_model(model_text(Q_X + UNRESCALABLE + Q_OUT, "float[2,8] x, float[2,8] z", "float y", sx=S(1e-7),
+                                zx=Z(0), sz=S(1.0), zz=Z(0), so=S(1e-7), zo=Z(0)))
+    compiled = compile_onnx(model)
+    assert [op.code for op in compiled.graph.ops] == ["QUANTIZE", "DEQUANTIZE", "QUANTIZE", "DEQUANTIZE", "ADD",
+                                                      "QUANTIZE", "DEQUANTIZE"]
+    assert compiled.quantization["unrescalable"] == ["Add_4"]
+    assert "cannot rescale" in compiled.quantization["islands"][0]["reason"]
+    assert max(steps_off(model, compiled).values()) <= 1.01
+
+
+def test_an_add_the_int8_kernel_can_rescale_runs_on_int8():
+    model = as_model(model_text(Q_X + UNRESCALABLE + Q_OUT, "float[2,8] x, float[2,8] z", "float y", sx=S(0.03),
+                                zx=Z(0), sz=S(0.02), zz=Z(0), so=S(0.05), zo=Z(0)))
+    assert int8_ops(model) == ["QUANTIZE", "QUANTIZE", "ADD", "DEQUANTIZE"]
