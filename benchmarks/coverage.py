@@ -321,6 +321,8 @@ def table(results: dict[str, dict]) -> str:
             if why:
                 reasons.setdefault(why.split(": ", 1)[1] if why.startswith(step) else why, []).append(label)
         reason = "; ".join(f"[{', '.join(labels)}] {why}".replace("|", "\\|")[:300] for why, labels in reasons.items())
+        if rec.get("note"):  # e.g. a record kept from an earlier run: say which
+            reason = f"*{rec['note']}*" + (f" {reason}" if reason else "")
         lines.append(f"| {rec['model']} | {rec['source']} | {_cell(rec, 'float')} | {_cell(rec, 'int8')} | "
                      f"{_cell(rec, 'dynamic_range')} | {ratio} | {f'{seconds:.2f}' if seconds else '–'} | {reason} |")
     return "\n".join(lines)
