@@ -116,7 +116,8 @@ def command(model, output, mode, fmt, per_tensor, calibrate_method, activation_t
 def render(result) -> None:
     plan, acc = result.plan, result.accuracy
     s = plan.summary()
-    what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.items() if k not in ("excluded_nodes", "kept_float", "float_tensors"))
+    what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.items()
+                     if k not in ("excluded_nodes", "kept_float", "float_tensors"))
     console.print(f"Quantization: {what}.")
     hw = result.hardware
     if plan.mode != "fp16":

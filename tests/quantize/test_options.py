@@ -5,29 +5,18 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.errors import UsageError
 from edgekit.quantize import AccuracyGate, Calibration, Scheme, SpeedPolicy, Techniques, quantize
+from tiny_models import tiny_cnn  # tests/quantize is on sys.path (pytest prepend import mode)
 
 
 @pytest.fixture
 def small(tmp_path):
     """A Conv → Relu → MatMul model and 24 seeded calibration rows."""
+    model = tiny_cnn(tmp_path / "m.onnx")
     rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
-    wf = numpy_helper.from_array(rng.standard_normal((4 * 6 * 6, 5)).astype(np.float32), "wf")
-    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "shape")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("Reshape", ["r", "shape"], ["f"], name="flat"),
-             helper.make_node("MatMul", ["f", "wf"], ["y"], name="fc")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], [w, wf, shape])
-    model = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), model)
     data = tmp_path / "calib.npz"
     np.savez(data, x=rng.standard_normal((24, 3, 8, 8)).astype(np.float32))
     return model, str(data)
