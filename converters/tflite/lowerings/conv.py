@@ -8,7 +8,7 @@ import numpy as np
 
 from edgekit.converters.tflite.lowerings._common import (SAME, VALID, const_of, nhwc_paddings, onnx_pads, padded_nhwc,
                                                          require_rank, spatial, tflite_padding)
-from edgekit.converters.tflite.quantization import bias_const, channels, weight_const
+from edgekit.converters.tflite.quantization import bias_const, channels, dequantize, weight_const
 from edgekit.converters.tflite.registry import Unsupported, lowering
 
 #: int8: int8 activations with int8 per-channel weights and int32 biases (the int8_weights pass prepares them);
@@ -56,11 +56,13 @@ def _conv3d(b, x, w, bias, *, auto_pad, dilations, group, pads, strides) -> None
     if group != 1:
         raise Unsupported(f"group={group} in a 3-D convolution: TFLite's CONV_3D has no grouped form",
                           hint="Use group=1 3-D convolutions, or (2+1)-D convolutions.")
-    if x.dtype.name != "float32" or w.quant is not None:
-        raise Unsupported(f"a 3-D convolution on {x.dtype.name} data{' with int8 weights' if w.quant else ''}: "
-                          "TFLite's CONV_3D kernel takes float32 only", hint="Keep 3-D convolutions in float.")
-    weight = const_of(w, "weight")
-    bias = const_of(bias, "bias", np.zeros(weight.shape[0], np.float32))
+    if x.dtype.name != "float32":
+        raise Unsupported(f"a 3-D convolution on {x.dtype.name} data: TFLite's CONV_3D kernel takes float32 only",
+                          hint="Keep 3-D convolutions in float.")
+    # int8 weights on float data (a dynamic-range model, or an INT8 model's float island around the convolution):
+    # their real values, as ONNX Runtime dequantizes them — CONV_3D has neither a hybrid nor an int8 kernel
+    weight = _real(w, const_of(w, "weight"))
+    bias = _real(bias, const_of(bias, "bias", np.zeros(weight.shape[0], np.float32)))
     y = b.outputs[0]
     in_dhw, out_dhw, kernel = [int(d) for d in x.shape[2:]], [int(d) for d in y.shape[2:]], list(weight.shape[2:])
     strides, dilations = list(strides or [1, 1, 1]), list(dilations or [1, 1, 1])
@@ -80,6 +82,11 @@ def _conv3d(b, x, w, bias, *, auto_pad, dilations, group, pads, strides) -> None
            padding=padding, strideD=strides[0], strideH=strides[1], strideW=strides[2],
            dilationDFactor=dilations[0], dilationHFactor=dilations[1], dilationWFactor=dilations[2])
     b.emit("TRANSPOSE", [out, b.ints([0, 4, 1, 2, 3], "to_ncdhw")], [b.out(y)])
+
+
+def _real(value, data):
+    """A constant's real values: dequantized when it carries quantization parameters."""
+    return dequantize(data, value.quant).astype(np.float32) if value is not None and value.quant else data
 
 
 def _pad(b, x, src, begins, ends, value=None) -> str:

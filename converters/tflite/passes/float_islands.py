@@ -50,10 +50,10 @@ def _computes_float(graph: Graph, node) -> bool:
 
 
 def _reason(graph: Graph, nodes, measured=frozenset()) -> str:
-    unrescalable = sorted(n.name for n in nodes if n.name in graph.quantization.get("unrescalable", ()))
-    if unrescalable:
-        return (f"LiteRT's int8 ADD/SUB cannot rescale between the scales of {', '.join(unrescalable)} (its "
-                f"multiplier 2·max(input scale)/(2^20·output scale) would leave (0, 1)): computed in float32")
+    kept = graph.quantization.get("kept_float", {})
+    reasons = sorted({kept[n.name] for n in nodes if n.name in kept})
+    if reasons:
+        return "; ".join(reasons) + f" ({', '.join(sorted(n.name for n in nodes if n.name in kept))}): computed in float32"
     chosen = sorted(n.name for n in nodes if n.name in measured)
     if chosen:
         return (f"measured: the int8 kernel of {', '.join(chosen)} differed from ONNX Runtime's QDQ model "

@@ -6,8 +6,9 @@ ops between them run on those int8 tensors.
     Q(DQ(a_q), s, z)                                 -> Q(a_q) (requantize); -> a_q when the parameters match
     x -> Q -> x_q (model input), DQ(y_q) -> y (model output), with int8_io -> x_q and y_q are the model's I/O
 
-    y = Add(DQ(a_q), DQ(b_q)); Q(y)  stays as it is when LiteRT's int8 ADD cannot rescale between those scales
-                                    (a float island, its reason in the conversion's islands)
+    y = Add(DQ(a_q), DQ(b_q)); Q(y)  stays as it is where LiteRT has no int8 kernel for the op as quantized: an ADD
+    y = Conv3D(DQ(a_q), w); Q(y)    that cannot rescale between those scales, a 3-D convolution (a float island,
+                                    its reason in quantization["kept_float"] and the conversion's islands)
 
 uint8 tensors become int8 with the zero point shifted by -128 (exact). What is left of Q/DQ lowers to
 QUANTIZE/DEQUANTIZE: at the float model inputs and outputs, and around float islands.
@@ -127,10 +128,9 @@ def _fuse_one(graph: Graph, keep_float=frozenset()) -> bool:
             targets = _quantized_outputs(graph, node, consumers)
             if not sources or targets is None:
                 continue
-            if node.op_type in ("Add", "Sub") and not _int8_add_rescales(graph, node, sources, targets):
-                unrescalable = graph.quantization.setdefault("unrescalable", [])
-                if node.name not in unrescalable:
-                    unrescalable.append(node.name)
+            why = _no_int8_kernel(graph, node, sources, targets)
+            if why:
+                graph.quantization.setdefault("kept_float", {})[node.name] = why
                 continue
             drop = {id(q) for name in node.outputs if name for q in consumers.get(name, [])}
             for i, source in sources.items():
@@ -142,6 +142,18 @@ def _fuse_one(graph: Graph, keep_float=frozenset()) -> bool:
             graph.prune()
             return True
     return False
+
+
+def _no_int8_kernel(graph: Graph, node: Node, sources: dict, targets: dict) -> str:
+    """Why LiteRT has no int8 kernel for this op as quantized (it then stays between its DequantizeLinear and
+    QuantizeLinear, computed in float32 as ONNX Runtime computes it), or ''."""
+    if node.op_type in ("Conv", "ConvTranspose") and graph.value(node.inputs[0]).shape is not None \
+            and graph.value(node.inputs[0]).rank == 5:
+        return "TFLite's CONV_3D has no int8 kernel (float32 only)"
+    if node.op_type in ("Add", "Sub") and not _int8_add_rescales(graph, node, sources, targets):
+        return ("LiteRT's int8 ADD/SUB cannot rescale between these scales (its multiplier 2·max(input scale)/"
+                "(2^20·output scale) would leave (0, 1))")
+    return ""
 
 
 def _int8_add_rescales(graph: Graph, node: Node, sources: dict, targets: dict) -> bool:

@@ -31,3 +31,34 @@ def test_a_grouped_3d_convolution_is_refused_naming_conv_3d():
     row = Row("Conv", 13, "y = Conv <group=3> (x, w)", inputs=X5, inits={"w": f32(6, 1, 3, 3, 3)})
     with pytest.raises(UnsupportedModelError, match="group=3 in a 3-D convolution: TFLite's CONV_3D has no grouped"):
         compile_onnx(as_model(row.text()))
+
+
+CONV3D = Row("Conv", 13, "c = Conv <pads=[1,1,1,1,1,1]> (x, w, b)\n y = Relu(c)", inputs=X5,
+             inits={"w": f32(4, 3, 3, 3, 3), "b": f32(4)})
+
+
+def test_an_int8_3d_convolution_is_a_float_island(tmp_path):
+    """CONV_3D has no int8 kernel: in an INT8 model the convolution stays float between DEQUANTIZE and QUANTIZE
+    (what ONNX Runtime's QDQ model computes), with that reason, instead of refusing the model (R3D-18)."""
+    from _qdq import ort_qdq, steps_off
+    model = ort_qdq(as_model(CONV3D.text()), tmp_path)
+    compiled = compile_onnx(model)
+    assert "CONV_3D" in compiled.op_histogram
+    assert any("CONV_3D has no int8 kernel" in island["reason"] for island in compiled.quantization["islands"])
+    assert max(steps_off(model, compiled).values()) <= 4
+
+
+def test_a_dynamic_range_3d_convolution_runs_in_float_with_its_weights_dequantized(tmp_path):
+    import contextlib
+    import io
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    onnx.save(as_model(CONV3D.text()), str(tmp_path / "float.onnx"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_dynamic(str(tmp_path / "float.onnx"), str(tmp_path / "dynamic.onnx"), weight_type=QuantType.QInt8)
+    model = onnx.load(str(tmp_path / "dynamic.onnx"))
+    assert any(n.op_type == "ConvInteger" for n in model.graph.node)
+    compiled = assert_converts(model, atol=5e-2, rtol=5e-2)
+    conv = next(op for op in compiled.graph.ops if op.code == "CONV_3D")
+    assert compiled.graph.tensors[conv.inputs[1]].dtype.name == "float32"  # the int8 weights, dequantized
