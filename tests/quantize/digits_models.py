@@ -28,18 +28,25 @@ def train_lenet_digits(epochs: int = 4, seed: int = 0):
     from edgekit.zoo import ZOO
     x, y = digits_28(seed)
     torch.manual_seed(seed)
-    model = ZOO["lenet"].build().train()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model = ZOO["lenet"].build()
+    return train_classifier(model, x, y, epochs, 2e-3, seed), x, y
+
+
+def train_classifier(net, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: int):
+    """Adam on cross-entropy over all but the last HELD_OUT samples, batches of 64 in a seeded order; → net.eval()."""
+    import torch
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     xt, yt = torch.from_numpy(x[:-HELD_OUT]), torch.from_numpy(y[:-HELD_OUT])
     g = torch.Generator().manual_seed(seed)
+    net.train()
     for _ in range(epochs):
         perm = torch.randperm(len(xt), generator=g)
         for i in range(0, len(xt), 64):
             idx = perm[i:i + 64]
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
             opt.step()
-    return model.eval(), x, y
+    return net.eval()
 
 
 def export_onnx(module, example: np.ndarray, path: Path, input_name: str = "image", output_name: str = "logits") -> Path:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from digits_models import HELD_OUT, export_onnx, train_classifier  # tests/quantize is on sys.path
+
 OUTLIER = 1000.0
-HELD_OUT = 360
 
 
 def _digits(seed: int = 0):
@@ -28,18 +29,7 @@ def _train(net, x, y, epochs: int, lr: float, seed: int):
     import torch
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    xt, yt = torch.from_numpy(x[:-HELD_OUT]), torch.from_numpy(y[:-HELD_OUT])
-    g = torch.Generator().manual_seed(seed)
-    net.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return net.eval()
+    return train_classifier(net, x, y, epochs, lr, seed)
 
 
 def _accuracy(net, x, y) -> float:
@@ -50,7 +40,6 @@ def _accuracy(net, x, y) -> float:
 
 def _save(net, x, y, root: Path, name: str, input_name: str):
     """→ (onnx path, npz path: 240 training samples to calibrate, then the HELD_OUT ones, float accuracy)."""
-    from digits_models import export_onnx  # tests/quantize is on sys.path (pytest, or the benchmark)
     root.mkdir(parents=True, exist_ok=True)
     path = export_onnx(net, x[:1], root / f"{name}.onnx", input_name=input_name)
     data = root / f"{name}.npz"
