@@ -6,6 +6,7 @@ to TFLite's hybrid kernels (float activations quantized on the fly, int8 weights
     (ConvInteger likewise                                                     -> y = Conv(x, w_q{w_s, w_z}, attrs))
 
     MatMulInteger(Transpose(xq), ...)        -> MatMul(Transpose(x), w_q{...})   (movement done in float)
+    DequantizeLinear(Transpose(xq), xs, xz)  -> Transpose(x)                     (the round trip dropped)
     DequantizeLinear(Gather(table_q, ids))          -> Gather(table, ids)     (the table dequantized at compile time)
     DynamicQuantizeLSTM(x, W_q, R_q, ...) [com.microsoft] -> LSTM(x, W, R, ...)   (float weights, which the
                                                             dynamic_range pass quantizes again per channel)
@@ -31,10 +32,11 @@ def run(graph: Graph, options=None) -> None:
     graph.quantization["mode"] = "dynamic"
     notes = graph.quantization.setdefault("notes", [])
     _gather_tables(graph, notes)
+    _dequantized_moves(graph, notes)
     _lstm(graph, notes)
     producers, consumers = graph.producers(), graph.consumers()
     dead = []
-    for node in graph.nodes:
+    for node in list(graph.nodes):  # _match may insert float data movement before a node
         if node.op_type not in INTEGER_OPS:
             continue
         match = _match(graph, node, producers, consumers)
@@ -71,8 +73,7 @@ def _match(graph: Graph, node: Node, producers: dict, consumers: dict):
     Data movement between DynamicQuantizeLinear and the integer op (SegFormer transposes the quantized tensor) moves
     to the float side: it commutes with per-tensor quantization, and the hybrid kernel quantizes what it reads."""
     moves, source = [], node.inputs[0]
-    while (producers.get(source) is not None and producers[source].op_type in MOVES
-           and len(consumers.get(source, [])) == 1 and source not in graph.outputs):
+    while producers.get(source) is not None and producers[source].op_type in MOVES and source not in graph.outputs:
         moves.append(producers[source])
         source = producers[source].inputs[0]
     dql = producers.get(source)
@@ -100,12 +101,48 @@ def _match(graph: Graph, node: Node, producers: dict, consumers: dict):
     if w_scale is None:
         return None
     axis = 0 if node.op_type == "ConvInteger" else weight.ndim - 1
-    if moves:
-        moves[-1].inputs[0] = dql.inputs[0]
-        for move in moves:
-            graph.values[move.outputs[0]].dtype = np.dtype(np.float32)
-        return node.inputs[0], qz.params(w_scale, w_zp, axis), cast, mul, scale_mul
-    return dql.inputs[0], qz.params(w_scale, w_zp, axis), cast, mul, scale_mul
+    return _float_moves(graph, node, moves, dql.inputs[0]), qz.params(w_scale, w_zp, axis), cast, mul, scale_mul
+
+
+def _float_moves(graph: Graph, node: Node, moves: list, x: str, last: str = "") -> str:
+    """The data movement `moves` (read back from `node`) redone on the float input `x`, just before `node`, the last
+    one writing `last` if given; → what `node` reads then. The integer chain stays for any other reader, and is
+    pruned when none is left."""
+    at = graph.nodes.index(node)
+    for k, move in enumerate(reversed(moves)):
+        old = graph.values[move.outputs[0]]
+        out = last if last and k == len(moves) - 1 else \
+            graph.add_value(Value(f"{old.name}/float", np.dtype(np.float32), old.shape)).name
+        graph.nodes.insert(at, Node(move.op_type, f"{move.name}/float", [x, *move.inputs[1:]], [out],
+                                    dict(move.attrs), move.domain, move.module))
+        at, x = at + 1, out
+    return x
+
+
+def _dequantized_moves(graph: Graph, notes: list) -> None:
+    """DequantizeLinear(moves(DynamicQuantizeLinear(x)), its scale, its zero point) -> moves(x) in float32.
+
+    onnxruntime's quantize_dynamic quantizes a Transpose/Reshape whose input it already quantized for a MatMulInteger
+    and dequantizes after it (SegFormer); in TFLite the hybrid kernels quantize what they read, so the round trip is
+    dropped (a difference of at most half an input step, within the dynamic-range gate) and the move runs in float."""
+    producers = graph.producers()
+    dead = []
+    for dq in list(graph.nodes):
+        if dq.op_type != "DequantizeLinear" or len(dq.inputs) < 3:
+            continue
+        moves, source = [], dq.inputs[0]
+        while producers.get(source) is not None and producers[source].op_type in MOVES:
+            moves.append(producers[source])
+            source = producers[source].inputs[0]
+        dql = producers.get(source)
+        if not moves or dql is None or dql.op_type != "DynamicQuantizeLinear" or dq.inputs[1:3] != dql.outputs[1:3]:
+            continue
+        _float_moves(graph, dq, moves, dql.inputs[0], last=dq.outputs[0])
+        dead.append(dq)
+        notes.append(f"{dq.name} (DequantizeLinear): the quantize-dequantize round trip around "
+                     f"{', '.join(m.op_type for m in reversed(moves))} is dropped; the data movement runs in float32")
+    graph.remove_nodes(dead)
+    graph.prune()
 
 
 def _dequantized_const(graph: Graph, data_name: str, scale_name: str, zp_name: str, axis: int):

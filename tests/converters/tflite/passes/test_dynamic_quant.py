@@ -63,3 +63,15 @@ def test_data_movement_between_the_dynamic_quantization_and_the_integer_op_moves
     dense = [op for op in g.ops if op.code in ("FULLY_CONNECTED", "BATCH_MATMUL")]
     assert len(dense) == 2 and all(g.tensors[op.inputs[0]].dtype == np.float32 for op in dense)
     assert not {"QUANTIZE", "DEQUANTIZE", "CAST"} & set(compiled.op_histogram), compiled.op_histogram
+
+
+def test_a_quantize_dequantize_round_trip_around_data_movement_runs_in_float():
+    """SegFormer's dynamic model transposes the uint8 tensor and dequantizes it again with the same parameters: in
+    TFLite the transpose runs on the float tensor and the round trip (at most half a step) is dropped, with a note."""
+    body = DENSE + "\n t = Transpose <perm=[1,0]> (xq)\n z = DequantizeLinear(t, xs, xz)"
+    compiled = assert_converts(model_text(body, "float[2,64] x", "float y, float z", **WEIGHTS), atol=2e-2, rtol=2e-2)
+    g = compiled.graph
+    assert sorted(op.code for op in g.ops) == ["FULLY_CONNECTED", "TRANSPOSE"]
+    transpose = next(op for op in g.ops if op.code == "TRANSPOSE")
+    assert g.tensors[transpose.inputs[0]].dtype == np.float32
+    assert any("round trip around Transpose is dropped" in n for n in compiled.quantization["notes"])
