@@ -88,15 +88,16 @@ def measure(onnx_bytes: bytes, compiled, seeds=(0,)) -> list[OpError]:
                 d = details.get(in_file.get(name, name))
                 if d is None or name not in expected or not d["quantization_parameters"]["scales"].size:
                     continue
-                got = lite.get_tensor(d["index"])
                 ref_q = np.asarray(expected[name])
-                got = _onnx_layout(got, ref_q.shape)
-                if got is None:
+                candidates = _onnx_layouts(lite.get_tensor(d["index"]), ref_q.shape)
+                if not candidates:
                     continue
                 q = d["quantization_parameters"]
-                real = (got.astype(np.float64) - q["zero_points"][0]) * q["scales"][0]
                 want = (ref_q.astype(np.float64) - zp.astype(np.float64)) * scale
-                worst[name] = max(worst.get(name, 0.0), float(np.abs(real - want).max(initial=0.0)) / scale)
+                # equal dims leave several layouts possible (a [1, C, 16, 16] map): the one that matches is the one
+                steps = min(float(np.abs((got.astype(np.float64) - q["zero_points"][0]) * q["scales"][0] - want)
+                                  .max(initial=0.0)) / scale for got in candidates)
+                worst[name] = max(worst.get(name, 0.0), steps)
     rows = []
     for name, steps in worst.items():
         node = producers.get(quantized[name][2])
@@ -166,15 +167,15 @@ def culprits(rows: list[OpError], floats=()) -> list[OpError]:
     return list(chosen.values())[:PER_ROUND]
 
 
-def _onnx_layout(got: np.ndarray, shape) -> np.ndarray | None:
-    """`got` in the ONNX tensor's shape: as is, or the one transpose (a layout the compiler chose) that gives it."""
+def _onnx_layouts(got: np.ndarray, shape) -> list:
+    """`got` in the ONNX tensor's shape: as is, or each transpose (a layout the compiler chose) that gives it."""
     import itertools
     shape = tuple(shape)
     if got.shape == shape:
-        return got
+        return [got]
     perms = [p for p in itertools.permutations(range(got.ndim)) if tuple(got.shape[k] for k in p) == shape] \
         if got.ndim <= 5 else []
-    return got.transpose(perms[0]) if len(perms) == 1 else None
+    return [got.transpose(p) for p in perms]
 
 
 def _int8_sources(row: OpError, by_node: dict, floats: set) -> list[OpError]:

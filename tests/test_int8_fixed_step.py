@@ -61,3 +61,12 @@ def test_a_chain_of_small_tanh_outputs_converts_in_int8_with_them_in_float(tmp_p
     fixed = [r["node"] for r in result.quantization["measured_islands"] if r.get("fixed_step")]
     assert fixed == ["tanh_1", "tanh_2"]
     assert any("fixed output step" in n for n in result.quantization["notes"])
+
+
+def test_the_measurement_aligns_a_tensor_whose_equal_dims_leave_several_layouts():
+    """A [1, C, 16, 16] map compiled NHWC matches two transposes of the ONNX shape; both are candidates, and the
+    measurement keeps the one that agrees (before, such tensors — SegFormer's output — were not measured at all)."""
+    from edgekit.int8_islands import _onnx_layouts
+    onnx_layout = np.arange(2 * 16 * 16, dtype=np.int8).reshape(1, 2, 16, 16)
+    candidates = _onnx_layouts(onnx_layout.transpose(0, 2, 3, 1), onnx_layout.shape)
+    assert len(candidates) == 2 and any(np.array_equal(c, onnx_layout) for c in candidates)
