@@ -31,6 +31,24 @@ def zoo_onnx(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def trained_detector():
+    """trained_detector(steps) → the zoo's tiny detector trained `steps` steps on 400 seeded shapes (deterministic,
+    cached): the detection test modules share one training run per length instead of each training its own."""
+    cache: dict = {}
+
+    def train(steps: int):
+        if steps not in cache:
+            import torch
+            from edgekit.zoo import detection as zoo
+            torch.set_num_threads(1)
+            images, labels = zoo.shapes_dataset(400, seed=0)
+            cache[steps] = zoo.train(zoo.tiny_detector(), images, labels, steps=steps, batch=16)
+        return cache[steps]
+
+    return train
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

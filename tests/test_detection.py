@@ -18,11 +18,9 @@ from edgekit.zoo import detection as zoo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, trained_detector):
     """Train for ~250 steps (seconds), export the decoded head; held-out images and labels."""
-    torch.set_num_threads(1)
-    images, labels = zoo.shapes_dataset(400, seed=0)
-    model = zoo.train(zoo.tiny_detector(), images, labels, steps=250, batch=16)
+    model = trained_detector(250)
     path = tmp_path_factory.mktemp("det") / "head.onnx"
     torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(path), input_names=["image"],
                       output_names=["detections"], opset_version=17, dynamo=False)

@@ -21,13 +21,11 @@ from edgekit.zoo import detection as zoo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, trained_detector):
     """The detector trained ~120 steps, exported as a marked head and with NMS inside (also converted), and held-out
     images with labels: together in eval.npz, apart in images.npz + labels.npz."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("det_eval")
-    images, labels = zoo.shapes_dataset(400, seed=0)
-    model = zoo.train(zoo.tiny_detector(), images, labels, steps=120, batch=16)
+    model = trained_detector(120)
     torch.save(model.state_dict(), root / "weights.pt")
     export("zoo:detector", root / "head.onnx", weights=str(root / "weights.pt"))
     export("zoo:detector", root / "nms.onnx", weights=str(root / "weights.pt"), nms={"max_det": 20})

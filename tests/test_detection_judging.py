@@ -15,12 +15,10 @@ from edgekit.zoo import detection as zoo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, trained_detector):
     """The trained detector's weights and head (marked as a detection head), the head with NMS appended, and images
     with labels [N, 4, 5] for evaluation and calibration."""
-    torch.set_num_threads(1)
-    images, labels = zoo.shapes_dataset(400, seed=0)
-    model = zoo.train(zoo.tiny_detector(), images, labels, steps=250, batch=16)
+    model = trained_detector(250)
     root = tmp_path_factory.mktemp("judge")
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(root / "det.safetensors"))

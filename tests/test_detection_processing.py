@@ -28,12 +28,10 @@ LETTERBOX = {"kind": "image", "layout": "NCHW", "scale": 1 / 255, "letterbox": T
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, trained_detector):
     """Train ~120 steps (seconds), then `export zoo:detector --weights` with and without --nms, each converted."""
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("det_processing")
-    images, labels = zoo.shapes_dataset(400, seed=0)
-    model = zoo.train(zoo.tiny_detector(), images, labels, steps=120, batch=16)
+    model = trained_detector(120)
     torch.save(model.state_dict(), out / "weights.pt")
     export("zoo:detector", out / "head.onnx", weights=str(out / "weights.pt"))
     export("zoo:detector", out / "nms.onnx", weights=str(out / "weights.pt"), nms={"max_det": 100})
