@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import stat
+import sys
 import zipfile
 from pathlib import Path
 
@@ -17,45 +18,8 @@ from edgekit import bundle as B
 from edgekit.cli import main
 from edgekit.errors import InvalidModelError, UsageError
 
-
-def tflite_fully_connected(weights: np.ndarray, metadata: dict | None = None) -> bytes:
-    """y = x @ weights.T as a one-op .tflite (x: [1, in]), built with LiteRT's schema object API."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    def buffer(data=None):
-        buf = schema.BufferT()
-        if data is not None:
-            buf.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
-        return buf
-
-    def tensor(name, shape, index):
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, list(shape), schema.TensorType.FLOAT32, index
-        return t
-
-    out_f, in_f = weights.shape
-    buffers = [buffer(), buffer(), buffer(weights.astype(np.float32)), buffer()]
-    op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, -1], [2]
-    op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
-    op.builtinOptions = schema.FullyConnectedOptionsT()
-    sub = schema.SubGraphT()
-    sub.tensors = [tensor("x", [1, in_f], 1), tensor("w", [out_f, in_f], 2), tensor("y", [1, out_f], 3)]
-    sub.inputs, sub.outputs, sub.operators = [0], [2], [op]
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
-    code.version = 1
-    model = schema.ModelT()
-    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [sub], buffers
-    if metadata is not None:
-        buffers.append(buffer(np.frombuffer(json.dumps(metadata).encode(), np.uint8)))
-        entry = schema.MetadataT()
-        entry.name, entry.buffer = "edgekit", len(buffers) - 1
-        model.metadata = [entry]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtimes"))
+import rt_models  # noqa: E402  (tests/runtimes: the hand-built .tflite models)
 
 
 def make_onnx(path: Path, metadata: dict | None = None) -> Path:
@@ -231,7 +195,7 @@ def test_signed_encrypted_bundle_loads_and_matches_the_plain_model(onnx_model, t
 def test_encrypted_tflite_bundle_loads_from_memory_on_litert(tmp_path, keys):
     w = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)
     model_path = tmp_path / "fc.tflite"
-    model_path.write_bytes(tflite_fully_connected(w, metadata={"edgekit.quantization": {"mode": "dynamic-int8"}}))
+    model_path.write_bytes(rt_models.fully_connected(w, metadata={"edgekit.quantization": {"mode": "dynamic-int8"}}))
     out = B.bundle(model_path, tmp_path / "fc.ekb", encrypt=True, key_file=keys["aes_key"],
                    labels=["a", "b", "c", "d"], postprocess={"softmax": True, "top_k": 2}).path
     m = json.loads(zipfile.ZipFile(out).read("manifest.json"))
