@@ -50,10 +50,10 @@ def _computes_float(graph: Graph, node) -> bool:
 
 
 def _reason(graph: Graph, nodes, measured=frozenset()) -> str:
-    kept = graph.quantization.get("kept_float", {})
-    reasons = sorted({kept[n.name] for n in nodes if n.name in kept})
-    if reasons:
-        return "; ".join(reasons) + f" ({', '.join(sorted(n.name for n in nodes if n.name in kept))}): computed in float32"
+    kept = graph.quantization.get("kept_float", {})  # passes.qdq: ops LiteRT has no int8 kernel for, as quantized
+    named = sorted(n.name for n in nodes if n.name in kept)
+    if named:
+        return f"{'; '.join(sorted({kept[n] for n in named}))} ({', '.join(named)}): computed in float32"
     chosen = sorted(n.name for n in nodes if n.name in measured)
     if chosen:
         return (f"measured: the int8 kernel of {', '.join(chosen)} differed from ONNX Runtime's QDQ model "

@@ -147,8 +147,8 @@ def _fuse_one(graph: Graph, keep_float=frozenset()) -> bool:
 def _no_int8_kernel(graph: Graph, node: Node, sources: dict, targets: dict) -> str:
     """Why LiteRT has no int8 kernel for this op as quantized (it then stays between its DequantizeLinear and
     QuantizeLinear, computed in float32 as ONNX Runtime computes it), or ''."""
-    if node.op_type in ("Conv", "ConvTranspose") and graph.value(node.inputs[0]).shape is not None \
-            and graph.value(node.inputs[0]).rank == 5:
+    x = graph.value(node.inputs[0])
+    if node.op_type in ("Conv", "ConvTranspose") and x is not None and x.shape is not None and x.rank == 5:
         return "TFLite's CONV_3D has no int8 kernel (float32 only)"
     if node.op_type in ("Add", "Sub") and not _int8_add_rescales(graph, node, sources, targets):
         return ("LiteRT's int8 ADD/SUB cannot rescale between these scales (its multiplier 2·max(input scale)/"
