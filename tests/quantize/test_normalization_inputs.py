@@ -56,13 +56,20 @@ def _calibrated(tmp_path, model):
 def test_a_narrow_class_row_before_layernorm_keeps_the_layernorm_input_float(tmp_path):
     fm, cache, feeds = _calibrated(tmp_path, _class_token_model(0.02))
     kept = amplified_inputs(fm.proto, cache, feeds)
-    assert [(a.tensor, a.norm) for a in kept] == [("cat", "ln")]  # the patch MatMul's output is measured, not kept
-    assert kept[0].gain > 5 * AMPLIFY_STEPS
+    assert [(a.tensor, a.norm) for a in kept] == [("cat", "ln"), ("h", "ln")]
+    assert kept[0].gain > 20 * AMPLIFY_STEPS
+    # the walk climbs through the float Concat to the patch MatMul's output (an ordinary LayerNorm row: ~1.5 steps
+    # per step) and stops at the MatMul's input, which the MatMul contracts (measured below one step)
+    assert 1.2 < kept[1].gain < 2.0
 
 
-def test_a_class_row_as_wide_as_the_patches_keeps_everything_quantized(tmp_path):
+def test_a_class_row_as_wide_as_the_patches_is_not_what_keeps_it_float(tmp_path):
+    """With the class row as wide as the patches the Concat is kept only for the LayerNorm's ordinary ~1.5× gain;
+    a 2-step limit keeps everything quantized, the default (no amplification) does not."""
     fm, cache, feeds = _calibrated(tmp_path, _class_token_model(4.0))
-    assert amplified_inputs(fm.proto, cache, feeds) == []
+    assert amplified_inputs(fm.proto, cache, feeds, threshold=2.0) == []
+    kept = amplified_inputs(fm.proto, cache, feeds)
+    assert [a.tensor for a in kept] == ["cat", "h"] and all(a.gain < 2.0 for a in kept)
 
 
 def test_quantize_reports_the_kept_tensor_and_the_int8_tflite_validates(tmp_path):
@@ -79,7 +86,7 @@ def test_quantize_reports_the_kept_tensor_and_the_int8_tflite_validates(tmp_path
     assert any("normalisation's output" in n and "cat (x" in n for n in result.notes)
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     amplified = json.loads(meta["edgekit.quantization"])["amplified_tensors"]
-    assert [a["tensor"] for a in amplified] == ["cat"] and amplified[0]["normalization"] == "ln"
+    assert [a["tensor"] for a in amplified] == ["cat", "h"] and amplified[0]["normalization"] == "ln"
     converted = convert(out, tmp_path / "int8.tflite", force=True)  # raises ValidationError if it does not match
     assert converted.mode == "int8" and min(o["cosine"] for o in converted.outputs) > 0.999
 
