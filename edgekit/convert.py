@@ -13,6 +13,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.activation_scale import scaled_atol
+from edgekit.int8_sensitivity import PERTURBATION, reference_sensitivity
 from edgekit.errors import UnsupportedModelError, UsageError, ValidationError
 from edgekit.tensors import dequantize_int8 as _dequantized, from_layout, quantize_int8 as _quantized, to_layout  # noqa: F401
 
@@ -116,6 +117,14 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
                             for d in diffs],
                            mode=mode, quantization=quant,
                            validated_shapes=validation_shapes(in_path, compiled.input_shapes))
+    sensitivity = _reference_sensitivity(in_path, compiled, steps, seed, SAMPLES[mode]) if not passed else {}
+    if sensitivity:
+        quant["reference_sensitivity_steps"] = sensitivity
+        quant.setdefault("notes", []).append(
+            "ONNX Runtime's QDQ model itself moves by " + ", ".join(f"{v:.1f} steps ('{k}')" for k, v in
+                                                                   sensitivity.items())
+            + f" when its float inputs move by {PERTURBATION:g} (relative): differences of that size are the "
+            "quantized model's rounding, not the conversion (edgekit.int8_sensitivity)")
     pieces = _file_pieces(compiled, _metadata(in_path, compiled, result))
     result.size_bytes = sum(len(p) for p in pieces)
     if passed or keep_invalid:
@@ -135,7 +144,11 @@ def convert(in_path, out_path, to: str = "tflite", input_shapes=None, nhwc_io: b
             + (f"; top-1 agreement {worst.top1_agreement:.2f}" if worst.top1_agreement is not None
                and mode != "float32" else "")
             + (f"; after computing {len(quant['measured_islands'])} measured op(s) in float"
-               if quant.get("measured_islands") else "") + "). "
+               if quant.get("measured_islands") else "")
+            + (f"; ONNX Runtime's QDQ model itself moves by {sensitivity[worst.name]:.1f} steps when its float "
+               f"inputs move by {PERTURBATION:g}, so a difference of that size is the quantized model's own rounding "
+               f"(compare it with float on real data: edgekit compare)" if sensitivity.get(worst.name) else "")
+            + "). "
             + (f"It was written anyway to '{out}' (--keep-invalid)." if keep_invalid else "Nothing was written."),
             hint="Loosen --atol/--rtol if the difference is acceptable, or pass --keep-invalid to write the model "
                  "anyway; report it if it looks like a compiler bug.")
@@ -187,6 +200,18 @@ def _activation_scales(in_path, compiled, seed: int) -> dict:
     try:
         return activation_scales(in_path, validation_shapes(in_path, compiled.input_shapes)[0], seed)
     except Exception:  # noqa: BLE001 - an intermediate ORT cannot return: judge as before, never fail for this
+        return {}
+
+
+def _reference_sensitivity(in_path, compiled, steps: dict, seed: int, samples: int) -> dict:
+    """INT8 outside its gate: how far the QDQ reference itself moves under an imperceptible input change
+    (edgekit.int8_sensitivity), reported beside the difference; {} for other modes or when it cannot be measured."""
+    if not steps:
+        return {}
+    try:
+        return reference_sensitivity(in_path, validation_shapes(in_path, compiled.input_shapes)[0], steps,
+                                     seeds=tuple(range(seed, seed + samples)))
+    except Exception:  # noqa: BLE001 - a diagnostic: the refusal stands and says what it can without it
         return {}
 
 
