@@ -16,6 +16,13 @@ step both agree within the INT8 gate (5–6 steps of output, SegFormer 34 tensor
 convolutional feature extractor feeds the first LayerNorm with no contraction in between). A limit of 2 steps let
 gains of 1.1–2 compound; 1.25 and 1.5 left wav2vec2 outside the gate.
 
+Normalisations are also found where exporters decompose them (`normalizations`): a Div by, or a Mul with the
+reciprocal of, a reduction of its own operand. Swin-V2's cosine attention divides q and k by their L2 norms
+(F.normalize): on the random-weight Swin-V2-T one step of q moved the normalised q by 180–210 of its steps in the
+last two stages, where some rows' norms are a few steps wide (kept float; that model's QDQ model still moves ~19
+output steps under a 1e-5 input change, so it stays outside the INT8 gate for other reasons). Opsets before 17
+export LayerNorm itself this way.
+
 So for every normalisation whose output is quantized, the calibration data is run through the float model with its
 input perturbed by one input step (seeded: a random FLIP_RATE share of its values, ±1 step each) and the output's move is read in output steps
 (`gain`). An input whose gain exceeds AMPLIFY_STEPS is kept in float; its producer then computes into a float
@@ -37,9 +44,13 @@ AMPLIFY_STEPS = 1.0
 #: ops that divide by their input's spread (their first input is the data)
 NORMALIZATIONS = ("LayerNormalization", "InstanceNormalization", "GroupNormalization", "SimplifiedLayerNormalization",
                   "SkipLayerNormalization", "SkipSimplifiedLayerNormalization")
+#: reductions a decomposed normalisation computes its statistic with, and how many ops back it is looked for
+REDUCTIONS = ("ReduceL2", "ReduceL1", "ReduceMean", "ReduceSumSquare", "ReduceSum", "ReduceMax")
+STATISTIC_DEPTH = 6
 #: calibration batches the measurement runs (each candidate tensor costs one pass of the float model over them)
 BATCHES = 4
-#: tensors measured at most (candidates beyond are left quantized; the walk stops, the validation still judges)
+#: tensors measured at most (candidates beyond are left quantized; the walk stops, the validation still judges);
+#: the walk is breadth first, so every normalisation's own input is measured before any walk climbs further
 MAX_MEASURED = 64
 #: share of a tensor's values moved by one step (random sign): ORT and LiteRT disagree on a few roundings, not on
 #: all; moving every value at once overstates a normalisation's gain (each output also moves with the mean and spread
@@ -82,33 +93,90 @@ def amplified_inputs(float_proto, calib_cache, batches: list[dict], *, skip=(), 
     graph = float_proto.graph
     inits = {t.name for t in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
-    norms = [n for n in graph.node if n.op_type in NORMALIZATIONS and n.input and n.output[0] in steps]
+    norms = [n for n in normalizations(graph) if n.output in steps]
     if not norms or not batches:
         return []
     batches = batches[:BATCHES]
     floats = set(skip)
     kept: list[Amplified] = []
     measured: dict[tuple[str, str], float] = {}
-    base = _outputs(float_proto, None, [n.output[0] for n in norms], batches, threads, seed)
-    for norm in norms:
-        todo = [norm.input[0]]
-        while todo and len(measured) < MAX_MEASURED:
-            t = todo.pop(0)
-            if t in inits or (t, norm.name) in measured:
-                continue
-            if t in floats or t not in steps:  # already float: its producer's quantized inputs carry the rounding
-                if t in producers and t not in steps:
-                    todo += [i for i in producers[t].input if i]
-                continue
-            moved = _outputs(float_proto, (t, steps[t]), [norm.output[0]], batches, threads, seed)[norm.output[0]]
-            gain = float(np.abs(moved - base[norm.output[0]]).max(initial=0.0)) / steps[norm.output[0]]
-            measured[(t, norm.name)] = gain
-            if gain > threshold:
-                kept.append(Amplified(t, norm.name, gain))
-                floats.add(t)
-                if t in producers:
-                    todo += [i for i in producers[t].input if i]
+    base = _outputs(float_proto, None, [n.output for n in norms], batches, threads, seed)
+    todo = [(norm, norm.data) for norm in norms]  # breadth first: every normalisation's own input is measured
+    while todo and len(measured) < MAX_MEASURED:  # before any walk climbs further
+        norm, t = todo.pop(0)
+        if t in inits or (t, norm.name) in measured:
+            continue
+        if t in floats or t not in steps:  # already float: its producer's quantized inputs carry the rounding
+            if t in producers and t not in steps:
+                todo += [(norm, i) for i in producers[t].input if i]
+            continue
+        moved = _outputs(float_proto, (t, steps[t]), [norm.output], batches, threads, seed)[norm.output]
+        gain = float(np.abs(moved - base[norm.output]).max(initial=0.0)) / steps[norm.output]
+        measured[(t, norm.name)] = gain
+        if gain > threshold:
+            kept.append(Amplified(t, norm.name, gain))
+            floats.add(t)
+            if t in producers:
+                todo += [(norm, i) for i in producers[t].input if i]
     return kept
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """A node that divides `data` by a statistic of it (its spread, its norm), writing `output`."""
+    name: str
+    data: str
+    output: str
+
+
+def normalizations(graph) -> list[Normalization]:
+    """The normalisation ops (NORMALIZATIONS), and the Div or Mul nodes that exporters decompose one into: an operand
+    divided by (or multiplied with the reciprocal of) a value computed, within STATISTIC_DEPTH ops, by a reduction
+    (REDUCTIONS) from that operand or what it is computed from — F.normalize's x / max(‖x‖, eps) (Swin-V2's cosine attention),
+    (x − mean) / sqrt(var + eps) of opsets without LayerNormalization, RMSNorm's x · rsqrt(mean(x²) + eps)."""
+    producers = {o: n for n in graph.node for o in n.output}
+    found = []
+    for n in graph.node:
+        if n.op_type in NORMALIZATIONS and n.input and n.input[0]:
+            found.append(Normalization(n.name, n.input[0], n.output[0]))
+        elif n.op_type in ("Div", "Mul") and len(n.input) == 2:
+            pairs = [(n.input[0], n.input[1])] if n.op_type == "Div" else [
+                (d, m) for d, m in (n.input, n.input[::-1]) if _inverts(m, producers)]
+            for data, divisor in pairs:
+                if _is_statistic_of(divisor, data, producers):
+                    found.append(Normalization(n.name, data, n.output[0]))
+                    break
+    return found
+
+
+def _inverts(tensor: str, producers: dict) -> bool:
+    """Whether a Mul by `tensor` divides: it is made (through ops that only reshape) by Reciprocal, a Pow (rsqrt's
+    x^-0.5) or a Div. A gate (x · sigmoid(mean(x)), squeeze-and-excitation) multiplies by a statistic without
+    dividing by the spread: one step of x moves its output by at most about one step, so it is no normalisation."""
+    node = producers.get(tensor)
+    while node is not None and node.op_type in ("Expand", "Cast", "Reshape", "Unsqueeze", "Squeeze") and node.input:
+        node = producers.get(node.input[0])
+    return node is not None and node.op_type in ("Reciprocal", "Pow", "Div")
+
+
+def _is_statistic_of(value: str, data: str, producers: dict) -> bool:
+    """Whether `value` is computed, within STATISTIC_DEPTH ops, by a reduction of `data`: its input is `data`, is
+    computed from it (x², x − mean) or is what `data` is computed from (x of x − mean), within STATISTIC_DEPTH."""
+    sources = _ancestors(data, producers) | {data}
+    for name in _ancestors(value, producers) | {value}:
+        node = producers.get(name)
+        if node is not None and node.op_type in REDUCTIONS and node.input and (
+                node.input[0] in sources or data in _ancestors(node.input[0], producers) | {node.input[0]}):
+            return True
+    return False
+
+
+def _ancestors(tensor: str, producers: dict) -> set[str]:
+    seen, frontier = set(), {tensor}
+    for _ in range(STATISTIC_DEPTH):
+        frontier = {i for t in frontier if t in producers for i in producers[t].input if i} - seen
+        seen |= frontier
+    return seen
 
 
 def _outputs(float_proto, perturb, names: list[str], batches: list[dict], threads, seed) -> dict[str, np.ndarray]:
