@@ -138,6 +138,12 @@ def _child_main(step: str, name: str, work: Path) -> int:
         record = {"status": "refused" if isinstance(exc, EdgekitError) else "error",
                   "error_type": type(exc).__name__, "reason": (message.splitlines() or [""])[0][:300],
                   "message": message[:4000]}
+        refused = getattr(exc, "result", None)  # a conversion outside its gate: how far it was, for the table
+        if refused is not None and getattr(refused, "outputs", None):
+            record.update(cosine=min(o["cosine"] for o in refused.outputs),
+                          top1=_min_or_none(o.get("top1_agreement") for o in refused.outputs),
+                          steps_off=(refused.quantization or {}).get("steps_off"),
+                          reference_moves=(refused.quantization or {}).get("reference_sensitivity_steps"))
         problems = getattr(exc, "problems", None)
         if problems:
             record["problems"] = [{k: p.get(k) for k in ("op_type", "reason")} for p in problems][:50]
@@ -295,7 +301,11 @@ def failure_reason(rec: dict, step: str) -> str | None:
 def _cell(rec: dict, step: str) -> str:
     s = rec["steps"].get(step, {})
     if s.get("status") != "ok":
-        return {"skipped": "–", "timeout": "timeout", "crashed": "CRASH"}.get(s.get("status"), "no")
+        cell = {"skipped": "–", "timeout": "timeout", "crashed": "CRASH"}.get(s.get("status"), "no")
+        if s.get("cosine") is not None:  # refused by validation: the agreement it was refused at
+            cell += " (refused at " + (f"top1 {s['top1']:.2f}, " if s.get("top1") is not None else "") + \
+                f"cos {s['cosine']:.3f})"
+        return cell
     extra = []
     if step in ("int8", "dynamic_range"):
         if s.get("float_islands"):

@@ -86,6 +86,14 @@ def test_the_table_totals_and_grouped_reasons_come_from_the_records():
     assert coverage.blocking_reasons(records)["IsNaN: no TFLite lowering exists for this op"] == ["b (float)"]
 
 
+def test_a_conversion_refused_by_validation_shows_the_agreement_it_was_refused_at():
+    rec = {"model": "c", "source": "torchvision", "steps": {
+        "int8": {"status": "refused", "reason": "differs", "cosine": 0.98123, "top1": 0.625},
+        "dynamic_range": {"status": "refused", "reason": "1 node(s) cannot be compiled"}}}
+    assert coverage._cell(rec, "int8") == "no (refused at top1 0.62, cos 0.981)"
+    assert coverage._cell(rec, "dynamic_range") == "no"  # refused before anything ran: no agreement to show
+
+
 def test_results_are_resumable_json_lines_where_the_last_record_wins(tmp_path):
     out = tmp_path / "r.jsonl"
     out.write_text(json.dumps({"model": "a", "n": 1}) + "\n" + json.dumps({"model": "a", "n": 2}) + "\n")
