@@ -303,8 +303,10 @@ def _cell(rec: dict, step: str) -> str:
     if s.get("status") != "ok":
         cell = {"skipped": "–", "timeout": "timeout", "crashed": "CRASH"}.get(s.get("status"), "no")
         if s.get("cosine") is not None:  # refused by validation: the agreement it was refused at
+            off, moves = s.get("steps_off") or {}, s.get("reference_moves") or {}
             cell += " (refused at " + (f"top1 {s['top1']:.2f}, " if s.get("top1") is not None else "") + \
-                f"cos {s['cosine']:.3f})"
+                f"cos {s['cosine']:.3f}" + (f"; {max(off.values()):.0f} steps off" if off else "") + \
+                (f", the QDQ reference itself moves {max(moves.values()):.0f}" if moves else "") + ")"
         return cell
     extra = []
     if step in ("int8", "dynamic_range"):
@@ -372,7 +374,8 @@ def blocking_reasons(results: dict[str, dict]) -> dict[str, list[str]]:
 def _generic(reason: str, numbers: bool = True) -> str:
     """A reason without model-specific tensor names (and numbers), so equal causes group together."""
     import re
-    reason = re.sub(r"'[^']*'", "'…'", reason)
+    reason = reason.split(" (")[0]  # the numbers in brackets differ per model; the cause before them does not
+    reason = re.sub(r"(?<![A-Za-z])'[^']*'", "'…'", reason)
     if numbers:
         reason = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", reason)
     return reason[:140]

@@ -88,9 +88,10 @@ def test_the_table_totals_and_grouped_reasons_come_from_the_records():
 
 def test_a_conversion_refused_by_validation_shows_the_agreement_it_was_refused_at():
     rec = {"model": "c", "source": "torchvision", "steps": {
-        "int8": {"status": "refused", "reason": "differs", "cosine": 0.98123, "top1": 0.625},
+        "int8": {"status": "refused", "reason": "differs", "cosine": 0.98123, "top1": 0.625,
+                 "steps_off": {"y": 11.2}, "reference_moves": {"y": 8.0}},
         "dynamic_range": {"status": "refused", "reason": "1 node(s) cannot be compiled"}}}
-    assert coverage._cell(rec, "int8") == "no (refused at top1 0.62, cos 0.981)"
+    assert coverage._cell(rec, "int8") == "no (refused at top1 0.62, cos 0.981; 11 steps off, the QDQ reference itself moves 8)"
     assert coverage._cell(rec, "dynamic_range") == "no"  # refused before anything ran: no agreement to show
 
 
