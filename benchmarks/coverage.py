@@ -364,7 +364,8 @@ def blocking_reasons(results: dict[str, dict]) -> dict[str, list[str]]:
             if c.get("problems"):
                 keys = {f"{p['op_type']}: {_generic(p['reason'], numbers=False)[:90]}" for p in c["problems"]}
             else:
-                keys = {f"{culprit}: {c.get('status')}: {_generic(c.get('reason', ''))}"}
+                cause = c.get("reason", "").split(" (")[0]  # the figures in brackets differ per model, the cause not
+                keys = {f"{culprit}: {c.get('status')}: {_generic(cause)}"}
             for k in keys:
                 groups.setdefault(k, {}).setdefault(rec["model"], []).append(label)
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
@@ -374,7 +375,6 @@ def blocking_reasons(results: dict[str, dict]) -> dict[str, list[str]]:
 def _generic(reason: str, numbers: bool = True) -> str:
     """A reason without model-specific tensor names (and numbers), so equal causes group together."""
     import re
-    reason = reason.split(" (")[0]  # the numbers in brackets differ per model; the cause before them does not
     reason = re.sub(r"(?<![A-Za-z])'[^']*'", "'…'", reason)
     if numbers:
         reason = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", reason)

@@ -43,7 +43,7 @@ def activation_scales(onnx_source, input_shapes: dict, seed: int = 0) -> dict[st
     import onnx
 
     from edgekit import runtimes
-    from edgekit.inputs import random_array
+    from edgekit.inputs import validation_feeds
     data = Path(onnx_source).read_bytes() if not isinstance(onnx_source, bytes) else onnx_source
     model = onnx.load_from_string(data)
     outputs = [o.name for o in model.graph.output]
@@ -51,9 +51,7 @@ def activation_scales(onnx_source, input_shapes: dict, seed: int = 0) -> dict[st
     extra = sorted({s for names in sources.values() for s in names} - set(outputs) - {i.name for i in model.graph.input})
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(s) for s in extra)
     with runtimes.load(model.SerializeToString(), runtime="onnxruntime", threads=1) as ref:
-        rng = np.random.default_rng(seed)
-        feeds = {i.name: random_array([2 if d == -1 else d for d in input_shapes[i.name]], i.dtype, rng)
-                 for i in ref.inputs}
+        feeds = validation_feeds(ref.inputs, input_shapes, seed)
         values = ref.run(feeds)
     values.update(feeds)
 

@@ -397,17 +397,13 @@ def validate_tflite(onnx_source, tflite_bytes: bytes, input_shapes: dict, io_lay
     io_quant: {name: {"scale", "zero_point"}} of int8 inputs/outputs (--int8-io): inputs are quantized and
     outputs dequantized so both sides compare real values."""
     from edgekit import runtimes
-    from edgekit.inputs import random_array
+    from edgekit.inputs import validation_feeds
     from edgekit.metrics import diff
 
     onnx_bytes = Path(onnx_source).read_bytes() if isinstance(onnx_source, (str, os.PathLike)) else onnx_source
-    rng = np.random.default_rng(seed)
     with runtimes.load(onnx_bytes, runtime="onnxruntime", threads=threads) as ref, \
             runtimes.load(tflite_bytes, runtime="litert", threads=threads) as lite:
-        feeds = {}
-        for info in ref.inputs:
-            shape = [2 if d == -1 else d for d in input_shapes[info.name]]
-            feeds[info.name] = random_array(shape, info.dtype, rng)  # ids and masks in range, as export feeds them
+        feeds = validation_feeds(ref.inputs, input_shapes, seed)  # ids and masks in range, as export feeds them
         expected = ref.run(feeds)
         layouts = {i.name: i.layout for i in lite.inputs + lite.outputs if i.layout}
         layouts.update(io_layouts or {})

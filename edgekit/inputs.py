@@ -75,6 +75,15 @@ def random_array(shape, dtype, rng: np.random.Generator, *, vocab: int | None = 
     return rng.standard_normal(shape).astype(dtype)
 
 
+def validation_feeds(infos, input_shapes: dict, seed: int) -> dict[str, np.ndarray]:
+    """The seeded inputs validation feeds both runtimes for one sample: each input at its shape in `input_shapes`
+    (a dynamic dim, -1, at 2), drawn in `infos` order from one generator seeded with `seed`. One home, so every
+    diagnostic that replays a validation sample (islands, activation scales, the reference's sensitivity) sees the
+    same arrays."""
+    rng = np.random.default_rng(seed)
+    return {i.name: random_array([2 if d == -1 else d for d in input_shapes[i.name]], i.dtype, rng) for i in infos}
+
+
 def random_inputs(infos, seed: int = 0, dims: dict[str, int] | None = None, batch: int | None = None) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     shapes = {i.name: resolve_shape(i, dims, batch) for i in infos}

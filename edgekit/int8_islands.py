@@ -45,7 +45,7 @@ def measure(onnx_bytes: bytes, compiled, seeds=(0,)) -> list[OpError]:
     from edgekit import runtimes
     from edgekit.tensors import quantize_int8 as _quantized, to_layout
     from edgekit.converters.tflite.writer import tensor_names
-    from edgekit.inputs import random_array
+    from edgekit.inputs import validation_feeds
 
     input_shapes, io_quant = compiled.input_shapes, compiled.quantization.get("io") or {}
     in_file = tensor_names(compiled.graph)
@@ -76,9 +76,7 @@ def measure(onnx_bytes: bytes, compiled, seeds=(0,)) -> list[OpError]:
         lite.allocate_tensors()
         layouts = dict(compiled.io_layouts or {})
         for seed in seeds:
-            rng = np.random.default_rng(seed)
-            feeds = {i.name: random_array([2 if d == -1 else d for d in input_shapes[i.name]], i.dtype, rng)
-                     for i in ref.inputs}
+            feeds = validation_feeds(ref.inputs, input_shapes, seed)
             expected = ref.run(feeds)
             for d in inputs:
                 lite.set_tensor(d["index"], to_layout(_quantized(feeds[d["name"]], io_quant.get(d["name"])),

@@ -26,16 +26,14 @@ def reference_sensitivity(onnx_source, input_shapes: dict, steps: dict[str, floa
     input is multiplied by 1 + PERTURBATION·N(0, 1)} over the validation's seeded inputs; {} when the model has no
     float input to perturb (token ids: there is no imperceptible move of an integer)."""
     from edgekit import runtimes
-    from edgekit.inputs import random_array
+    from edgekit.inputs import validation_feeds
     data = Path(onnx_source).read_bytes() if not isinstance(onnx_source, bytes) else onnx_source
     moved: dict[str, float] = {}
     with runtimes.load(data, runtime="onnxruntime", threads=threads) as ref:
         if not any(np.issubdtype(np.dtype(i.dtype), np.floating) for i in ref.inputs):
             return {}
         for seed in seeds:
-            rng = np.random.default_rng(seed)  # the same arrays convert.validate_tflite feeds for this seed
-            feeds = {i.name: random_array([2 if d == -1 else d for d in input_shapes[i.name]], i.dtype, rng)
-                     for i in ref.inputs}
+            feeds = validation_feeds(ref.inputs, input_shapes, seed)
             noise = np.random.default_rng([seed, 1])
             nudged = {k: (v * (1 + PERTURBATION * noise.standard_normal(v.shape))).astype(v.dtype)
                       if np.issubdtype(v.dtype, np.floating) else v for k, v in feeds.items()}
